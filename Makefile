@@ -8,7 +8,7 @@ DEMO_DIR ?= demo-output
 
 .PHONY: setup setup-node setup-tools test test-fast lint demo bench clean
 
-setup: $(STAMP) node_modules/.installed
+setup: $(STAMP) node_modules/.installed src/spaceport/viewer/static/playcanvas.min.mjs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 setup-node: node_modules/.installed
+
+# The viewer ships the pinned engine inside the package: the page works offline, without a CDN.
+src/spaceport/viewer/static/playcanvas.min.mjs: node_modules/.installed
+	mkdir -p $(@D)
+	cp node_modules/playcanvas/build/playcanvas.min.mjs $@
 
 test: setup
 	$(BIN)/pytest -q

@@ -1,0 +1,216 @@
+"""The viewer page in a real browser: Debian's chromium, headless, WebGL2 on SwiftShader, driven by playwright.
+
+Needs ``apt-get install -y chromium`` (CI's .ci/run installs it) and ``make setup`` (the engine in the package
+and splat-transform in node_modules). A missing browser fails these tests: a skipped browser test would let
+a broken viewer pass CI.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+from PIL import Image
+from viewer_scene import BLUE, GREEN, RED, sphere_cloud, write_scene_sog
+
+from spaceport.viewer import BACKGROUND, camera_from_pose, write_viewer
+from spaceport.viewer.server import server_url, start_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(120)]
+
+CHROMIUM = Path("/usr/bin/chromium")
+# From NOTES.md: WebGL2 without a GPU, and no traffic of the browser's own.
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--use-angle=swiftshader",
+    "--enable-unsafe-swiftshader",
+    "--ignore-gpu-blocklist",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
+WIDTH, HEIGHT = 480, 360
+SPLAT_COUNT = 4000
+SPHERE_RADIUS = 1.0
+CAMERA_DISTANCE = 4.0
+# A COLMAP camera 4 units in front of the sphere, looking along +z with y down (R = I, t = (0, 0, 4)).
+FOCAL_Y, IMAGE_HEIGHT = 300.0, 480
+RENDER_TIMEOUT_MS = 30_000
+
+
+class Viewer:
+    """A loaded viewer page and what the browser did while loading it."""
+
+    def __init__(self, page, console_errors: list[str], request_urls: list[str]) -> None:
+        self.page = page
+        self.console_errors = console_errors
+        self.request_urls = request_urls
+
+    def state(self) -> dict:
+        return self.page.evaluate("({...window.spaceportViewer})")
+
+    def screenshot(self) -> np.ndarray:
+        """The page as an (H, W, 3) uint8 array, with the text overlays hidden (they are not the render)."""
+        self.page.evaluate("document.querySelectorAll('#viewer-message, #viewer-help').forEach(e => e.hidden = true)")
+        return np.asarray(Image.open(io.BytesIO(self.page.screenshot())).convert("RGB"))
+
+    def settled_screenshot(self, attempts: int = 50) -> np.ndarray:
+        """A screenshot once the view stops changing: the page renders on demand, and a depth sort
+        finishes in a worker some frames after an interaction."""
+        previous = self.screenshot()
+        for _ in range(attempts):
+            current = self.screenshot()
+            if np.array_equal(current, previous):
+                return current
+            previous = current
+        raise AssertionError(f"the view still changed after {attempts} screenshots")
+
+
+def _require_chromium() -> None:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install it with `apt-get update && apt-get install -y chromium`")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out_dir = tmp_path_factory.mktemp("run")
+    write_scene_sog(out_dir, sphere_cloud(SPLAT_COUNT, SPHERE_RADIUS))
+    camera = camera_from_pose(np.eye(3), np.array([0.0, 0.0, CAMERA_DISTANCE]), FOCAL_Y, IMAGE_HEIGHT, CAMERA_DISTANCE)
+    write_viewer(out_dir, camera)
+    return out_dir
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()
+
+
+@contextmanager
+def _open_viewer(browser, run_dir: Path) -> Iterator[Viewer]:
+    """Serve ``run_dir``, open its page and wait until the page reports 'rendered' or 'error'."""
+    server = start_server(run_dir)
+    page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT})
+    try:
+        console_errors: list[str] = []
+        request_urls: list[str] = []
+        page.on("console", lambda message: message.type == "error" and console_errors.append(message.text))
+        page.on("pageerror", lambda error: console_errors.append(str(error)))
+        page.on("request", lambda request: request_urls.append(request.url))
+        page.goto(server_url(server))
+        page.wait_for_function(
+            "['rendered', 'error'].includes(window.spaceportViewer?.state)", timeout=RENDER_TIMEOUT_MS
+        )
+        yield Viewer(page, console_errors, request_urls)
+    finally:
+        page.close()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def viewer(browser, run_dir: Path) -> Iterator[Viewer]:
+    with _open_viewer(browser, run_dir) as opened:
+        yield opened
+
+
+def _object_mask(image: np.ndarray) -> np.ndarray:
+    background = np.round(np.array(BACKGROUND) * 255)
+    return np.abs(image.astype(np.int16) - background).max(axis=2) > 40
+
+
+def _colour_fraction(image: np.ndarray, mask: np.ndarray, colour: tuple[float, float, float]) -> float:
+    """The fraction of masked pixels closest to ``colour`` among the scene's three colours."""
+    palette = np.array([RED, BLUE, GREEN]) * 255
+    nearest = np.argmin(np.linalg.norm(image[mask][:, None, :].astype(float) - palette[None], axis=2), axis=1)
+    return float(np.mean(nearest == [RED, BLUE, GREEN].index(colour)))
+
+
+def test_renders_scene_from_training_camera(viewer: Viewer) -> None:
+    # GIVEN a run folder with a 4000-Gaussian sphere (red top, blue lower left, green lower right in the
+    # camera's image) and a viewer whose initial camera is a COLMAP camera 4 units in front of it
+    # WHEN the page has loaded in headless chromium
+    state = viewer.state()
+    image = viewer.screenshot()
+
+    # THEN the page reports a render of every splat, with no console errors and no request off loopback
+    assert state["state"] == "rendered", state
+    assert state["splats"] == SPLAT_COUNT
+    assert viewer.console_errors == []
+    hosts = {urlsplit(url.removeprefix("blob:")).hostname for url in viewer.request_urls}
+    assert hosts == {"127.0.0.1"}, viewer.request_urls
+    # AND the corners show the background, the sphere sits at the centre with the size the camera implies
+    mask = _object_mask(image)
+    assert not mask[:20, :20].any() and not mask[-20:, -20:].any()
+    rows, cols = np.nonzero(mask)
+    assert abs(rows.mean() - HEIGHT / 2) < 8 and abs(cols.mean() - WIDTH / 2) < 8
+    fov_half_tan = 0.5 * IMAGE_HEIGHT / FOCAL_Y
+    expected_radius_px = np.tan(np.arcsin(SPHERE_RADIUS / CAMERA_DISTANCE)) / fov_half_tan * HEIGHT / 2
+    radius_px = np.sqrt(mask.sum() / np.pi)
+    assert abs(radius_px - expected_radius_px) < 0.12 * expected_radius_px, (radius_px, expected_radius_px)
+    # AND it is the right way up and not mirrored: the camera's up vector reached lookAt
+    centre_r, centre_c, quarter = int(rows.mean()), int(cols.mean()), int(expected_radius_px / 2)
+    top = mask.copy()
+    top[centre_r - quarter // 2 :] = False
+    lower_left = mask.copy()
+    lower_left[: centre_r + quarter // 2, :] = False
+    lower_left[:, centre_c - quarter // 2 :] = False
+    lower_right = mask.copy()
+    lower_right[: centre_r + quarter // 2, :] = False
+    lower_right[:, : centre_c + quarter // 2] = False
+    assert _colour_fraction(image, top, RED) > 0.9
+    assert _colour_fraction(image, lower_left, BLUE) > 0.9
+    assert _colour_fraction(image, lower_right, GREEN) > 0.9
+
+
+def test_mouse_orbits_and_wheel_zooms(viewer: Viewer) -> None:
+    # GIVEN the page showing the sphere from the training camera
+    before = viewer.settled_screenshot()
+    before_mask = _object_mask(before)
+    before_blue = _colour_fraction(before, before_mask, BLUE)
+
+    # WHEN the user drags to the right across the canvas
+    viewer.page.mouse.move(WIDTH / 2, HEIGHT / 2)
+    viewer.page.mouse.down()
+    viewer.page.mouse.move(WIDTH / 2 + 80, HEIGHT / 2, steps=4)
+    viewer.page.mouse.up()
+    orbited = viewer.settled_screenshot()
+
+    # THEN the sphere turns with the mouse: its left (blue) side comes round to the front
+    orbited_mask = _object_mask(orbited)
+    assert _colour_fraction(orbited, orbited_mask, BLUE) > before_blue + 0.1
+
+    # WHEN the user scrolls the wheel towards the scene
+    viewer.page.mouse.wheel(0, -300)
+    zoomed = viewer.settled_screenshot()
+
+    # THEN the camera moves closer and the sphere covers more of the view
+    assert _object_mask(zoomed).sum() > 1.3 * orbited_mask.sum()
+    assert viewer.state()["state"] == "rendered"
+    assert viewer.console_errors == []
+
+
+def test_reports_an_error_when_the_scene_is_missing(browser, tmp_path: Path) -> None:
+    # GIVEN a viewer page whose scene.sog was never written (a failed run)
+    write_viewer(tmp_path, None)
+
+    # WHEN the page loads
+    with _open_viewer(browser, tmp_path) as viewer:
+        state = viewer.state()
+
+        # THEN it reports the error instead of waiting forever, and says so on the page
+        assert state["state"] == "error"
+        assert "scene.sog" in state["error"]
+        assert viewer.page.locator("#viewer-message").is_visible()
