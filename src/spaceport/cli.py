@@ -23,20 +23,24 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only``, just that command's module is imported (a command never pays for others)."""
     parser = argparse.ArgumentParser(prog="spaceport", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"spaceport {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
         subparser = subparsers.add_parser(name, help=help_text, description=help_text)
-        module.configure(subparser)
-        subparser.set_defaults(handler=module.run)
+        if only in (None, name):
+            module = importlib.import_module(module_name)
+            module.configure(subparser)
+            subparser.set_defaults(handler=module.run)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = argv[0] if argv and argv[0] in COMMANDS else None
+    args = build_parser(only=command).parse_args(argv)
     return int(args.handler(args))
 
 
