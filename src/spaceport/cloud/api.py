@@ -1,0 +1,234 @@
+"""The jobs API (HTTP API, IAM auth): create a job with presigned upload URLs, read, list, cancel, retry."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import uuid
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
+from botocore.exceptions import ClientError
+from pydantic import ValidationError
+
+from spaceport.cloud import aws, notify
+from spaceport.cloud.jobs import JobConflictError, JobNotFoundError, JobsTable
+from spaceport.cloud.models import (
+    JOB_ID_PATTERN,
+    SAGEMAKER_STAGES,
+    STAGE_ORDER,
+    TERMINAL_STATUSES,
+    CreateJobRequest,
+    JobStatus,
+    RetryRequest,
+    Stage,
+)
+from spaceport.cloud.pipeline import _stop_sagemaker_job
+from spaceport.cloud.settings import ExecutionSettings, execution_settings
+from spaceport.cloud.trigger import start_execution
+
+logger = Logger(child=True)
+app = APIGatewayHttpResolver()
+
+# Archives above this go up in parts: one PUT is limited to 5 GB and a failed part is cheap to resend.
+MULTIPART_THRESHOLD = 100 * 1024 * 1024
+PART_BYTES = 64 * 1024 * 1024
+MAX_PARTS = 1_000
+PAGE_LIMIT = 100
+# What each stage's output needs from the stages before it, for POST /jobs/{id}/retry.
+RETRY_NEEDS = {Stage.VALIDATE: None, Stage.SFM: "images", Stage.TRAIN: "sfm", Stage.COMPRESS: "model"}
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=json.dumps(body))
+
+
+def _table(settings: ExecutionSettings) -> JobsTable:
+    return JobsTable(settings.jobs_table)
+
+
+def _job_or_404(settings: ExecutionSettings, job_id: str) -> dict[str, Any]:
+    if not JOB_ID_PATTERN.match(job_id):
+        raise NotFoundError(f"no job {job_id}")
+    try:
+        return _table(settings).get(job_id)
+    except JobNotFoundError as error:
+        raise NotFoundError(f"no job {job_id}") from error
+
+
+def _presign(settings: ExecutionSettings, method: str, **params: Any) -> str:
+    params["Bucket"] = settings.data_bucket
+    return aws.client("s3").generate_presigned_url(method, Params=params, ExpiresIn=settings.url_expiry_s)
+
+
+def _upload_urls(settings: ExecutionSettings, job_id: str, request: CreateJobRequest) -> dict[str, Any]:
+    """Presigned PUTs, every key under ``uploads/<job_id>/`` by construction."""
+    prefix = f"uploads/{job_id}/"
+    if request.upload == "images":
+        return {
+            "kind": "images",
+            "files": {name: _presign(settings, "put_object", Key=prefix + name) for name in request.file_names},
+            "job_file": {"key": prefix + "job.json", "url": _presign(settings, "put_object", Key=prefix + "job.json")},
+            "note": "upload every photo first, job.json last: its arrival starts the job",
+        }
+    key = prefix + "photos.zip"
+    size = request.archive_bytes or 0
+    if size <= MULTIPART_THRESHOLD:
+        return {"kind": "zip", "key": key, "url": _presign(settings, "put_object", Key=key)}
+    parts = math.ceil(size / PART_BYTES)
+    if parts > MAX_PARTS:
+        raise BadRequestError(f"archive of {size} bytes is too large")
+    upload_id = aws.client("s3").create_multipart_upload(Bucket=settings.data_bucket, Key=key)["UploadId"]
+    return {
+        "kind": "zip-multipart",
+        "key": key,
+        "upload_id": upload_id,
+        "part_bytes": PART_BYTES,
+        "parts": [
+            {
+                "part_number": number,
+                "url": _presign(settings, "upload_part", Key=key, UploadId=upload_id, PartNumber=number),
+            }
+            for number in range(1, parts + 1)
+        ],
+        "complete_url": _presign(settings, "complete_multipart_upload", Key=key, UploadId=upload_id),
+    }
+
+
+@app.post("/jobs")
+def create_job() -> Response:
+    settings = execution_settings()
+    try:
+        request = CreateJobRequest.model_validate(app.current_event.json_body or {})
+    except (ValidationError, ValueError) as error:
+        raise BadRequestError(str(error)) from error
+    job_id = str(uuid.uuid4())
+    options = {"preset": settings.default_preset, **request.options().model_dump(exclude_none=True)}
+    upload = {"kind": "zip", "key": f"uploads/{job_id}/photos.zip"}
+    if request.upload == "images":
+        upload = {"kind": "images", "prefix": f"uploads/{job_id}/"}
+    _table(settings).create_awaiting_upload(job_id, options, upload)
+    body = {"job_id": job_id, "status": JobStatus.AWAITING_UPLOAD, "expires_in": settings.url_expiry_s}
+    return _json(201, body | {"upload": _upload_urls(settings, job_id, request)})
+
+
+def _download_links(settings: ExecutionSettings, job: dict[str, Any]) -> dict[str, str]:
+    links = {}
+    own_prefix = f"s3://{settings.data_bucket}/jobs/{job['job_id']}/"
+    for name in ("scene", "compress_manifest"):
+        uri = job.get("outputs", {}).get(name)
+        if uri and uri.startswith(own_prefix):
+            links[name] = _presign(settings, "get_object", Key=uri.removeprefix(f"s3://{settings.data_bucket}/"))
+    return links
+
+
+def job_view(settings: ExecutionSettings, job: dict[str, Any], with_links: bool) -> dict[str, Any]:
+    """The API's view of a job record: no tokens, no internal keys."""
+    stages = job.get("stages", {})
+    done = sum(1 for stage in STAGE_ORDER if stages.get(stage.value, {}).get("status") == "SUCCEEDED")
+    view = {
+        "job_id": job["job_id"],
+        "status": job["status"],
+        "stage": job.get("current_stage"),
+        "progress": round(done / len(STAGE_ORDER), 2),
+        "stages": {
+            name: {k: v for k, v in record.items() if k in ("status", "started_at", "ended_at", "figures", "attempts")}
+            for name, record in stages.items()
+        },
+        "options": job.get("options", {}),
+        "failed_stage": job.get("failed_stage"),
+        "failure_reason": job.get("failure_reason"),
+        "created_at": job.get("created_at"),
+        "updated_at": job.get("updated_at"),
+    }
+    if with_links and job["status"] == JobStatus.SUCCEEDED:
+        view["downloads"] = _download_links(settings, job)
+        view["expires_in"] = settings.url_expiry_s
+    return view
+
+
+@app.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Response:
+    settings = execution_settings()
+    return _json(200, job_view(settings, _job_or_404(settings, job_id), with_links=True))
+
+
+@app.get("/jobs")
+def list_jobs() -> Response:
+    settings = execution_settings()
+    params = app.current_event.query_string_parameters or {}
+    try:
+        limit = max(1, min(PAGE_LIMIT, int(params.get("limit", 25))))
+        start_key = json.loads(base64.urlsafe_b64decode(params["next"])) if params.get("next") else None
+    except ValueError as error:
+        raise BadRequestError("invalid limit or next") from error
+    items, last_key = _table(settings).list_page(limit, start_key)
+    body: dict[str, Any] = {"jobs": [job_view(settings, item, with_links=False) for item in items]}
+    if last_key:
+        body["next"] = base64.urlsafe_b64encode(json.dumps(last_key).encode()).decode()
+    return _json(200, body)
+
+
+def cancel(settings: ExecutionSettings, job: dict[str, Any]) -> dict[str, Any]:
+    """Record CANCELLED first (so no later task revives the job), then stop the execution and SageMaker."""
+    record, changed = _table(settings).finish(job["job_id"], JobStatus.CANCELLED, reason="cancelled by request")
+    if not changed:
+        raise JobConflictError(f"job {job['job_id']} already ended {record['status']}")
+    if job.get("execution_arn"):
+        try:
+            aws.client("stepfunctions").stop_execution(
+                executionArn=job["execution_arn"], error="Cancelled", cause="cancelled by request"
+            )
+        except ClientError as error:
+            logger.info("execution not stopped", extra={"error": str(error)})
+    if job.get("current_stage") in SAGEMAKER_STAGES:
+        _stop_sagemaker_job(job)
+    notify.status_change(settings, record)
+    return record
+
+
+@app.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str) -> Response:
+    settings = execution_settings()
+    job = _job_or_404(settings, job_id)
+    try:
+        record = cancel(settings, job)
+    except JobConflictError as error:
+        return _json(409, {"message": str(error)})
+    return _json(200, job_view(settings, record, with_links=False))
+
+
+def retry(settings: ExecutionSettings, job: dict[str, Any], from_stage: Stage | None) -> dict[str, Any]:
+    """Rerun from ``from_stage`` (default: the stage that failed), reusing the outputs recorded before it."""
+    if JobStatus(job["status"]) not in TERMINAL_STATUSES - {JobStatus.SUCCEEDED}:
+        raise JobConflictError(f"job {job['job_id']} is {job['status']}; only FAILED or CANCELLED jobs retry")
+    stage = from_stage or Stage(job.get("failed_stage") or job.get("current_stage") or Stage.VALIDATE)
+    needed = RETRY_NEEDS[stage]
+    if needed and needed not in job.get("outputs", {}):
+        raise JobConflictError(f"cannot retry from {stage}: no {needed} output from an earlier stage")
+    table = _table(settings)
+    table.requeue(job["job_id"], stage)
+    number = int(job.get("executions", 1)) + 1
+    arn = start_execution(settings, job["job_id"], f"{job['job_id']}-retry-{number}", stage)
+    table.set_execution(job["job_id"], arn, number)
+    record = table.get(job["job_id"])
+    notify.status_change(settings, record)
+    return record
+
+
+@app.post("/jobs/<job_id>/retry")
+def retry_job(job_id: str) -> Response:
+    settings = execution_settings()
+    job = _job_or_404(settings, job_id)
+    try:
+        request = RetryRequest.model_validate(app.current_event.json_body or {})
+    except (ValidationError, ValueError) as error:
+        raise BadRequestError(str(error)) from error
+    try:
+        record = retry(settings, job, request.from_stage)
+    except JobConflictError as error:
+        return _json(409, {"message": str(error)})
+    return _json(202, job_view(settings, record, with_links=False))

@@ -1,0 +1,300 @@
+"""Data access for the jobs table: one item per job, every write conditional where a race is possible.
+
+Item layout (``job_id`` is the key): ``status``, ``current_stage``, ``options``, ``upload``, ``execution_arn``,
+``stages`` (a map per stage: ``status``, ``started_at``, ``ended_at``, ``sagemaker_job``, ``attempts``,
+``figures``, ``output``), ``outputs``, ``failed_stage``, ``failure_reason``, ``created_at``, ``updated_at``.
+The running SageMaker job's name and task token sit at the top level (``sagemaker_job``, ``wait_token``) so
+the ``by-sagemaker-job`` index finds the job from a SageMaker state change event.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import ClientError
+
+from spaceport.cloud import aws
+from spaceport.cloud.models import STAGE_ORDER, TERMINAL_STATUSES, JobStatus, Stage
+
+LIST_PARTITION = "JOB"
+LIST_INDEX = "by-created"
+SAGEMAKER_INDEX = "by-sagemaker-job"
+
+
+class JobNotFoundError(Exception):
+    """No job with this id."""
+
+
+class JobConflictError(Exception):
+    """The job is not in a state that allows this change (e.g. a duplicate start, a retry while running)."""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def to_dynamo(value: Any) -> Any:
+    """DynamoDB numbers must be Decimal; floats from manifests are converted through their repr."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {key: to_dynamo(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [to_dynamo(item) for item in value]
+    return value
+
+
+def from_dynamo(value: Any) -> Any:
+    """Decimals back to int or float, so records serialise to JSON."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: from_dynamo(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [from_dynamo(item) for item in value]
+    return value
+
+
+def _conditional_failed(error: ClientError) -> bool:
+    return error.response["Error"]["Code"] == "ConditionalCheckFailedException"
+
+
+class JobsTable:
+    """Reads and writes job records."""
+
+    def __init__(self, table_name: str) -> None:
+        self._table = aws.table(table_name)
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        item = self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
+        if item is None:
+            raise JobNotFoundError(job_id)
+        return from_dynamo(item)
+
+    def new_item(self, job_id: str, status: JobStatus, options: dict[str, Any], upload: dict[str, Any]) -> dict:
+        stamp = now()
+        return {
+            "job_id": job_id,
+            "list_pk": LIST_PARTITION,
+            "status": status.value,
+            "options": to_dynamo(options),
+            "upload": upload,
+            "stages": {stage.value: {"status": "PENDING", "attempts": 0} for stage in STAGE_ORDER},
+            "outputs": {},
+            "executions": 0,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+
+    def create_awaiting_upload(self, job_id: str, options: dict[str, Any], upload: dict[str, Any]) -> dict:
+        """Record a job announced through the API; its upload starts it later."""
+        item = self.new_item(job_id, JobStatus.AWAITING_UPLOAD, options, upload)
+        self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
+        return from_dynamo(item)
+
+    def claim_for_start(self, job_id: str, options: dict[str, Any], upload: dict[str, Any]) -> bool:
+        """Move a job to QUEUED exactly once. Returns False when another event already claimed it.
+
+        The condition makes duplicate or concurrent upload events harmless: only one caller sees True.
+        Options announced through the API win over those in a later job.json only where job.json is silent.
+        """
+        stamp = now()
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression=(
+                    "SET #status = :queued, list_pk = :pk, created_at = if_not_exists(created_at, :now), "
+                    "updated_at = :now, upload = :upload, options = :options, "
+                    "stages = if_not_exists(stages, :stages), outputs = if_not_exists(outputs, :empty), "
+                    "executions = if_not_exists(executions, :zero)"
+                ),
+                ConditionExpression="attribute_not_exists(job_id) OR #status = :awaiting",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":queued": JobStatus.QUEUED.value,
+                    ":awaiting": JobStatus.AWAITING_UPLOAD.value,
+                    ":pk": LIST_PARTITION,
+                    ":now": stamp,
+                    ":upload": upload,
+                    ":options": to_dynamo(options),
+                    ":stages": {stage.value: {"status": "PENDING", "attempts": 0} for stage in STAGE_ORDER},
+                    ":empty": {},
+                    ":zero": 0,
+                },
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def set_execution(self, job_id: str, execution_arn: str, number: int) -> None:
+        """Record the job's current execution and how many it has had (retry names count on it)."""
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET execution_arn = :arn, executions = :number, updated_at = :now",
+            ExpressionAttributeValues={":arn": execution_arn, ":number": number, ":now": now()},
+        )
+
+    def requeue(self, job_id: str, from_stage: Stage) -> dict[str, Any]:
+        """Move a FAILED or CANCELLED job back to QUEUED for a retry; the stages from ``from_stage`` reset."""
+        names = {"#status": "status", "#stages": "stages"}
+        sets = ["#status = :queued", "updated_at = :now"]
+        values: dict[str, Any] = {":queued": JobStatus.QUEUED.value, ":now": now(), ":failed": "FAILED"}
+        values[":cancelled"] = JobStatus.CANCELLED.value
+        for index, stage in enumerate(STAGE_ORDER[STAGE_ORDER.index(from_stage) :]):
+            names[f"#s{index}"] = stage.value
+            sets.append(f"#stages.#s{index}.#status = :pending")
+        values[":pending"] = "PENDING"
+        try:
+            response = self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET " + ", ".join(sets) + " REMOVE failed_stage, failure_reason, wait_token",
+                ConditionExpression="#status IN (:failed, :cancelled)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                raise JobConflictError(f"job {job_id} is not FAILED or CANCELLED") from error
+            raise
+        return from_dynamo(response["Attributes"])
+
+    def begin_stage(self, job_id: str, stage: Stage) -> int:
+        """Mark ``stage`` running (the job RUNNING) and count the attempt; returns the attempt number.
+
+        Refuses a job that already ended (a cancel raced the state machine), so no path revives it.
+        """
+        try:
+            response = self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression=(
+                    "SET #status = :running, current_stage = :stage, updated_at = :now, "
+                    "#stages.#stage.#status = :running, #stages.#stage.started_at = :now "
+                    "ADD #stages.#stage.attempts :one"
+                ),
+                ConditionExpression="#status IN (:queued, :running)",
+                ExpressionAttributeNames={"#status": "status", "#stages": "stages", "#stage": stage.value},
+                ExpressionAttributeValues={
+                    ":running": JobStatus.RUNNING.value,
+                    ":queued": JobStatus.QUEUED.value,
+                    ":stage": stage.value,
+                    ":now": now(),
+                    ":one": 1,
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                raise JobConflictError(f"job {job_id} is no longer queued or running") from error
+            raise
+        return int(response["Attributes"]["stages"][stage.value]["attempts"])
+
+    def attach_sagemaker_job(self, job_id: str, stage: Stage, sagemaker_job: str, token: str) -> None:
+        """Remember which SageMaker job a stage waits for and the task token that resumes it."""
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression=(
+                "SET sagemaker_job = :name, wait_token = :token, updated_at = :now, "
+                "#stages.#stage.sagemaker_job = :name"
+            ),
+            ExpressionAttributeNames={"#stages": "stages", "#stage": stage.value},
+            ExpressionAttributeValues={":name": sagemaker_job, ":token": token, ":now": now()},
+        )
+
+    def note_stage_failure(self, job_id: str, stage: Stage, reason: str) -> None:
+        """Keep the attempt's own reason (ExitMessage / FailureReason) with the stage, whatever the Catch sees."""
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET #stages.#stage.reason = :reason, updated_at = :now",
+            ExpressionAttributeNames={"#stages": "stages", "#stage": stage.value},
+            ExpressionAttributeValues={":reason": reason[:4000], ":now": now()},
+        )
+
+    def find_by_sagemaker_job(self, sagemaker_job: str) -> dict[str, Any] | None:
+        response = self._table.query(
+            IndexName=SAGEMAKER_INDEX, KeyConditionExpression=Key("sagemaker_job").eq(sagemaker_job), Limit=1
+        )
+        items = response.get("Items", [])
+        # The index projects keys only (it is read once per stage); the token comes from a consistent read.
+        return self.get(items[0]["job_id"]) if items else None
+
+    def end_stage(
+        self, job_id: str, stage: Stage, status: str, figures: dict[str, Any], outputs: dict[str, str]
+    ) -> None:
+        """Record a stage's end, its manifest figures and the outputs it produced."""
+        names = {"#stages": "stages", "#stage": stage.value, "#status": "status", "#outputs": "outputs"}
+        sets = [
+            "#stages.#stage.#status = :status",
+            "#stages.#stage.ended_at = :now",
+            "#stages.#stage.figures = :figures",
+            "updated_at = :now",
+        ]
+        values: dict[str, Any] = {":status": status, ":now": now(), ":figures": to_dynamo(figures)}
+        for index, (name, uri) in enumerate(outputs.items()):
+            names[f"#o{index}"] = name
+            values[f":o{index}"] = uri
+            sets.append(f"#outputs.#o{index} = :o{index}")
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET " + ", ".join(sets) + " REMOVE wait_token",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        failed_stage: str | None = None,
+        reason: str | None = None,
+    ) -> tuple[dict[str, Any], bool]:
+        """Write the job's final status once; returns (record, changed). A terminal status is never overwritten."""
+        names = {"#status": "status"}
+        values: dict[str, Any] = {":status": status.value, ":now": now()}
+        sets = ["#status = :status", "updated_at = :now", "finished_at = :now"]
+        if failed_stage:
+            sets.append("failed_stage = :stage")
+            values[":stage"] = failed_stage
+            names["#stages"] = "stages"
+            names["#failed"] = failed_stage
+            sets.append("#stages.#failed.#status = :status")
+            sets.append("#stages.#failed.ended_at = if_not_exists(#stages.#failed.ended_at, :now)")
+        if reason:
+            sets.append("failure_reason = :reason")
+            values[":reason"] = reason[:4000]
+        terminal = sorted(s.value for s in TERMINAL_STATUSES)
+        for index, value in enumerate(terminal):
+            values[f":t{index}"] = value
+        condition = "attribute_exists(job_id) AND NOT #status IN (" + ", ".join(f":t{i}" for i in range(3)) + ")"
+        try:
+            response = self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET " + ", ".join(sets) + " REMOVE wait_token",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return self.get(job_id), False
+            raise
+        return from_dynamo(response["Attributes"]), True
+
+    def list_page(self, limit: int, start_key: dict[str, Any] | None) -> tuple[list[dict], dict | None]:
+        """A page of jobs, newest first, and the key to continue from."""
+        kwargs: dict[str, Any] = {
+            "IndexName": LIST_INDEX,
+            "KeyConditionExpression": Key("list_pk").eq(LIST_PARTITION),
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if start_key:
+            kwargs["ExclusiveStartKey"] = start_key
+        response = self._table.query(**kwargs)
+        return [from_dynamo(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey")

@@ -1,0 +1,26 @@
+"""SageMaker job names: unique per attempt, at most 63 characters, SageMaker's alphabet only."""
+
+from __future__ import annotations
+
+import re
+import secrets
+
+from spaceport.cloud.models import Stage
+
+SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+MAX_NAME_LENGTH = 63
+
+
+class InvalidJobNameError(ValueError):
+    """A generated name SageMaker would reject (botocore does not check name patterns)."""
+
+
+def sagemaker_job_name(job_id: str, stage: Stage, attempt: int) -> str:
+    """``sp-<job>-<stage>-a<attempt>-<random>``; the random tail keeps names fresh even when a retry
+    reuses an attempt number (a record written before a crash), because SageMaker never reuses a name."""
+    tail = f"-{stage.value}-a{attempt}-{secrets.token_hex(3)}"
+    head = re.sub(r"[^a-zA-Z0-9-]", "-", f"sp-{job_id}")[: MAX_NAME_LENGTH - len(tail)].rstrip("-")
+    name = head + tail
+    if not SAGEMAKER_NAME.match(name):
+        raise InvalidJobNameError(name)
+    return name

@@ -1,0 +1,183 @@
+"""Build the CreateProcessingJob / CreateTrainingJob requests for each stage (checked against botocore's
+SageMaker model in the tests) and turn Describe*Job answers into stage results.
+
+S3 layout under the data bucket, per job: ``jobs/<id>/images/`` (validated photos), ``jobs/<id>/sfm/``,
+``jobs/<id>/train/<sagemaker job>/output/model.tar.gz``, ``jobs/<id>/checkpoints/``, ``jobs/<id>/compress/``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spaceport.cloud.models import Preset, Stage
+from spaceport.cloud.settings import StageSettings
+
+PROCESSING_ROOT = "/opt/ml/processing"
+CHECKPOINT_PATH = "/opt/ml/checkpoints"
+# The train container logs `iteration=500 loss=0.0412 psnr=24.31 gaussians=18234`; SageMaker keeps the last value.
+METRIC_DEFINITIONS = [
+    {"Name": "iteration", "Regex": r"iteration=([0-9]+)"},
+    {"Name": "loss", "Regex": r"loss=([0-9.eE+-]+)"},
+    {"Name": "psnr", "Regex": r"psnr=([0-9.eE+-]+)"},
+    {"Name": "gaussians", "Regex": r"gaussians=([0-9]+)"},
+]
+
+
+def job_prefix(bucket: str, job_id: str, part: str) -> str:
+    return f"s3://{bucket}/jobs/{job_id}/{part}/"
+
+
+def images_prefix(bucket: str, job_id: str) -> str:
+    return job_prefix(bucket, job_id, "images")
+
+
+def _tags(job_id: str, stage: Stage) -> list[dict[str, str]]:
+    return [{"Key": "spaceport:job", "Value": job_id}, {"Key": "spaceport:stage", "Value": stage.value}]
+
+
+def _processing_request(
+    settings: StageSettings,
+    *,
+    name: str,
+    job_id: str,
+    stage: Stage,
+    image_uri: str,
+    input_name: str,
+    input_uri: str,
+    instance_type: str,
+    volume_gb: int,
+    max_runtime_s: int,
+) -> dict[str, Any]:
+    return {
+        "ProcessingJobName": name,
+        "RoleArn": settings.role_arn,
+        "AppSpecification": {"ImageUri": image_uri},
+        "ProcessingResources": {
+            "ClusterConfig": {"InstanceCount": 1, "InstanceType": instance_type, "VolumeSizeInGB": volume_gb}
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_s},
+        "ProcessingInputs": [
+            {
+                "InputName": input_name,
+                "S3Input": {
+                    "S3Uri": input_uri,
+                    "LocalPath": f"{PROCESSING_ROOT}/input/{input_name}",
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                    "S3DataDistributionType": "FullyReplicated",
+                },
+            }
+        ],
+        "ProcessingOutputConfig": {
+            "Outputs": [
+                {
+                    "OutputName": "output",
+                    "S3Output": {
+                        "S3Uri": job_prefix(settings.data_bucket, job_id, stage.value),
+                        "LocalPath": f"{PROCESSING_ROOT}/output",
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+            ]
+        },
+        "Environment": {"SPACEPORT_JOB_ID": job_id},
+        "Tags": _tags(job_id, stage),
+    }
+
+
+def sfm_request(settings: StageSettings, name: str, job_id: str, image_uri: str) -> dict[str, Any]:
+    """CreateProcessingJob for structure from motion over the validated photos."""
+    return _processing_request(
+        settings,
+        name=name,
+        job_id=job_id,
+        stage=Stage.SFM,
+        image_uri=image_uri,
+        input_name="images",
+        input_uri=images_prefix(settings.data_bucket, job_id),
+        instance_type=settings.sfm_instance_type,
+        volume_gb=settings.sfm_volume_gb,
+        max_runtime_s=settings.sfm_max_runtime_s,
+    )
+
+
+def compress_request(settings: StageSettings, name: str, job_id: str, image_uri: str, model_uri: str) -> dict:
+    """CreateProcessingJob that turns the trained model.tar.gz into SOG."""
+    return _processing_request(
+        settings,
+        name=name,
+        job_id=job_id,
+        stage=Stage.COMPRESS,
+        image_uri=image_uri,
+        input_name="model",
+        input_uri=model_uri,
+        instance_type=settings.compress_instance_type,
+        volume_gb=settings.compress_volume_gb,
+        max_runtime_s=settings.compress_max_runtime_s,
+    )
+
+
+def hyperparameters(settings: StageSettings, options: dict[str, Any]) -> dict[str, str]:
+    """SageMaker passes hyperparameters as strings; only options the user set override the preset."""
+    values = {"preset": str(options.get("preset") or Preset(settings.default_preset).value), "device": settings.device}
+    for key in ("iterations", "sh_degree", "max_gaussians"):
+        if options.get(key) is not None:
+            values[key] = str(options[key])
+    return values
+
+
+def train_request(
+    settings: StageSettings, name: str, job_id: str, image_uri: str, options: dict[str, Any]
+) -> dict[str, Any]:
+    """CreateTrainingJob on a GPU instance; with managed spot, checkpoints let an interrupted job resume."""
+    stopping: dict[str, int] = {"MaxRuntimeInSeconds": settings.train_max_runtime_s}
+    request: dict[str, Any] = {
+        "TrainingJobName": name,
+        "RoleArn": settings.role_arn,
+        "AlgorithmSpecification": {
+            "TrainingImage": image_uri,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": METRIC_DEFINITIONS,
+        },
+        "HyperParameters": hyperparameters(settings, options),
+        "InputDataConfig": [
+            {
+                "ChannelName": "sfm",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": job_prefix(settings.data_bucket, job_id, Stage.SFM.value),
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+                "InputMode": "File",
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": job_prefix(settings.data_bucket, job_id, Stage.TRAIN.value)},
+        "ResourceConfig": {
+            "InstanceType": settings.train_instance_type,
+            "InstanceCount": 1,
+            "VolumeSizeInGB": settings.train_volume_gb,
+        },
+        "StoppingCondition": stopping,
+        "Environment": {"SPACEPORT_JOB_ID": job_id},
+        "Tags": _tags(job_id, Stage.TRAIN),
+    }
+    if settings.spot_training:
+        # MaxWaitTimeInSeconds counts spot waiting plus running, so it can never be below the runtime.
+        stopping["MaxWaitTimeInSeconds"] = max(settings.spot_max_wait_s, settings.train_max_runtime_s)
+        request["EnableManagedSpotTraining"] = True
+        request["CheckpointConfig"] = {
+            "S3Uri": job_prefix(settings.data_bucket, job_id, "checkpoints"),
+            "LocalPath": CHECKPOINT_PATH,
+        }
+    return request
+
+
+def final_metrics(description: dict[str, Any]) -> dict[str, float]:
+    """The training job's last logged figures (from the metric definitions above)."""
+    figures = {}
+    for metric in description.get("FinalMetricDataList", []):
+        value = float(metric["Value"])
+        figures[metric["MetricName"]] = int(value) if metric["MetricName"] in ("iteration", "gaussians") else value
+    return figures

@@ -1,0 +1,101 @@
+"""Settings from the environment, parsed once per cold start; a missing variable fails loudly."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import TypeVar
+
+from pydantic import BaseModel, Field, ValidationError
+
+
+class SettingsError(RuntimeError):
+    """The function's environment is incomplete: a deployment problem, never the user's."""
+
+
+class CommonSettings(BaseModel):
+    """What every function needs: the jobs table, the data bucket, where status changes go."""
+
+    jobs_table: str = Field(alias="JOBS_TABLE_NAME")
+    data_bucket: str = Field(alias="DATA_BUCKET_NAME")
+    topic_arn: str = Field(alias="NOTIFICATION_TOPIC_ARN")
+    event_bus: str = Field(alias="EVENT_BUS_NAME")
+
+
+class StageSettings(CommonSettings):
+    """Everything a SageMaker stage request needs. It comes from the template, never from an execution."""
+
+    role_arn: str = Field(alias="SAGEMAKER_ROLE_ARN")
+    sfm_repository: str = Field(alias="SFM_REPOSITORY_URI")
+    train_repository: str = Field(alias="TRAIN_REPOSITORY_URI")
+    compress_repository: str = Field(alias="COMPRESS_REPOSITORY_URI")
+    sfm_image_tag: str = Field(alias="SFM_IMAGE_TAG")
+    train_image_tag: str = Field(alias="TRAIN_IMAGE_TAG")
+    compress_image_tag: str = Field(alias="COMPRESS_IMAGE_TAG")
+    sfm_instance_type: str = Field(alias="SFM_INSTANCE_TYPE")
+    train_instance_type: str = Field(alias="TRAIN_INSTANCE_TYPE")
+    compress_instance_type: str = Field(alias="COMPRESS_INSTANCE_TYPE")
+    sfm_volume_gb: int = Field(alias="SFM_VOLUME_GB", ge=1, le=16_384)
+    train_volume_gb: int = Field(alias="TRAIN_VOLUME_GB", ge=1, le=16_384)
+    compress_volume_gb: int = Field(alias="COMPRESS_VOLUME_GB", ge=1, le=16_384)
+    sfm_max_runtime_s: int = Field(alias="SFM_MAX_RUNTIME_SECONDS", ge=60, le=432_000)
+    train_max_runtime_s: int = Field(alias="TRAIN_MAX_RUNTIME_SECONDS", ge=60, le=2_419_200)
+    compress_max_runtime_s: int = Field(alias="COMPRESS_MAX_RUNTIME_SECONDS", ge=60, le=432_000)
+    spot_training: bool = Field(alias="SPOT_TRAINING")
+    spot_max_wait_s: int = Field(alias="SPOT_MAX_WAIT_SECONDS", ge=60)
+    default_preset: str = Field(alias="DEFAULT_PRESET")
+    device: str = Field(default="cuda", alias="TRAIN_DEVICE")
+
+
+class ValidatorSettings(CommonSettings):
+    """The validator's limits, template parameters so an operator can change them without a release."""
+
+    max_images: int = Field(alias="SPACEPORT_MAX_IMAGES", ge=1)
+    min_images: int = Field(alias="SPACEPORT_MIN_IMAGES", ge=1)
+    max_archive_bytes: int = Field(alias="SPACEPORT_MAX_ARCHIVE_BYTES", ge=1)
+    max_expanded_bytes: int = Field(alias="SPACEPORT_MAX_EXPANDED_BYTES", ge=1)
+    max_image_pixels: int = Field(alias="SPACEPORT_MAX_IMAGE_PIXELS", ge=1)
+
+
+class ExecutionSettings(CommonSettings):
+    """Functions that start or stop executions: the trigger and the API."""
+
+    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN")
+    default_preset: str = Field(alias="DEFAULT_PRESET")
+    url_expiry_s: int = Field(default=900, alias="UPLOAD_URL_EXPIRY_SECONDS", ge=60, le=3600)
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
+def _load(model: type[SettingsT]) -> SettingsT:
+    try:
+        return model.model_validate(dict(os.environ))
+    except ValidationError as error:
+        raise SettingsError(f"{model.__name__}: {error}") from error
+
+
+@cache
+def common_settings() -> CommonSettings:
+    return _load(CommonSettings)
+
+
+@cache
+def stage_settings() -> StageSettings:
+    return _load(StageSettings)
+
+
+@cache
+def validator_settings() -> ValidatorSettings:
+    return _load(ValidatorSettings)
+
+
+@cache
+def execution_settings() -> ExecutionSettings:
+    return _load(ExecutionSettings)
+
+
+def clear_cache() -> None:
+    """Forget parsed settings (tests change the environment between cases)."""
+    for loader in (common_settings, stage_settings, validator_settings, execution_settings):
+        loader.cache_clear()

@@ -1,0 +1,324 @@
+"""Test harness for the cloud code: moto for AWS, our real handlers invoked in-process.
+
+moto runs the real ``statemachine/pipeline.asl.json`` but leaves gaps; each is closed here, openly:
+
+- Lambda tasks: moto would need Docker; ``_invoke_lambda_function`` is replaced by a dispatcher that checks the
+  task's parameters against botocore's Lambda ``Invoke`` model, then runs our real handler and shapes its result
+  or exception exactly like the Lambda Python runtime (``errorType`` / ``errorMessage``).
+- EventBridge -> Lambda: moto never delivers rule targets to Lambda. The harness builds each event from the
+  ``events/`` samples, checks it against the rule's pattern in ``template.yaml`` with moto's own matcher, and
+  invokes the target handler.
+- SageMaker: moto completes every job at once and emits no events. ``FakeSageMaker`` wraps the moto client to
+  script each attempt (complete, fail with a reason, throttle, no capacity, never report) and queues the state
+  change event that SageMaker would send.
+- Retry intervals sleep in real time in moto; the harness records the requested sleeps instead of sleeping,
+  so tests assert the backoff and stay fast.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.session
+import yaml
+from botocore.exceptions import ClientError
+from botocore.validate import ParamValidator
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ROOT / "events"
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+BUCKET = "spaceport-data"
+TABLE = "spaceport-jobs"
+REPOSITORIES = {"sfm": "spaceport-sfm", "train": "spaceport-train", "compress": "spaceport-compress"}
+FUNCTIONS = ("trigger", "validate", "start_stage", "complete_stage", "record_outcome", "api")
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that keeps CloudFormation short-form tags (!Ref, !Sub, ...) as {"Fn": value} mappings."""
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {suffix: value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+def load_template() -> dict[str, Any]:
+    return yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)  # noqa: S506 (safe loader subclass)
+
+
+def substitutions(template: dict[str, Any]) -> dict[str, str]:
+    """DefinitionSubstitutions filled for tests: function ARNs by logical id, numbers from parameter defaults."""
+    params = template["Parameters"]
+    values = {}
+    for key, value in template["Resources"]["PipelineStateMachine"]["Properties"]["DefinitionSubstitutions"].items():
+        if "GetAtt" in value:
+            name = value["GetAtt"].split(".")[0]
+            values[key] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+        elif "Ref" in value:
+            values[key] = str(params[value["Ref"]]["Default"])
+        else:  # !If [UseSpot, spot wait, runtime]: spot is off by default
+            values[key] = str(params[value["If"][2]["Ref"]]["Default"])
+    return values
+
+
+def fill_definition(values: dict[str, str]) -> str:
+    text = (ROOT / "statemachine" / "pipeline.asl.json").read_text()
+    return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], text)
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+def load_handler(name: str) -> Any:
+    """Import ``functions/<name>/app.py`` under a unique module name (every handler file is called app.py)."""
+    spec = importlib.util.spec_from_file_location(f"spaceport_fn_{name}", ROOT / "functions" / name / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeContext:
+    function_name = "test"
+    memory_limit_in_mb = 512
+    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:test"
+    aws_request_id = "00000000-0000-0000-0000-000000000000"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def check_request(service: str, operation: str, params: dict[str, Any]) -> None:
+    """Fail when ``params`` would not pass botocore's validation for this operation (missing or mistyped)."""
+    model = botocore.session.get_session().get_service_model(service)
+    report = ParamValidator().validate(params, model.operation_model(operation).input_shape)
+    if report.has_errors():
+        raise AssertionError(f"{service}.{operation}: {report.generate_report()}")
+
+
+def rule_pattern(function_logical_id: str, event_name: str) -> dict[str, Any]:
+    """The EventBridge pattern of a function's rule, with the bucket name filled in."""
+    pattern = load_template()["Resources"][function_logical_id]["Properties"]["Events"][event_name]["Properties"]
+    text = json.dumps(pattern["Pattern"]).replace('{"Ref": "DataBucket"}', json.dumps(BUCKET))
+    return json.loads(text)
+
+
+def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
+    from moto.events.models import EventPattern
+
+    return EventPattern.load(json.dumps(pattern)).matches_event(event)
+
+
+class FakeSageMaker:
+    """Wraps moto's SageMaker client; scripts what each attempt does and queues its state change event."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.script: dict[str, deque] = {"sfm": deque(), "train": deque(), "compress": deque()}
+        self.outcomes: dict[str, tuple] = {}
+        self.pending: deque = deque()
+        self.requests: list[tuple[str, dict]] = []
+        self.stopped: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def _create(self, operation: str, request: dict[str, Any], name: str) -> dict[str, Any]:
+        service_op = "".join(part.title() for part in operation.split("_"))
+        check_request("sagemaker", service_op, request)
+        self.requests.append((operation, request))
+        stage = dict((t["Key"], t["Value"]) for t in request["Tags"])["spaceport:stage"]
+        outcome = self.script[stage].popleft() if self.script[stage] else ("complete",)
+        if outcome[0] in ("throttle", "capacity"):
+            code = "ThrottlingException" if outcome[0] == "throttle" else "ResourceLimitExceeded"
+            raise ClientError({"Error": {"Code": code, "Message": "Rate exceeded"}}, service_op)
+        response = getattr(self._real, operation)(**request)
+        self.outcomes[name] = outcome
+        if outcome[0] != "silent":
+            self.pending.append((stage, name, request))
+        return response
+
+    def create_processing_job(self, **request: Any) -> dict[str, Any]:
+        return self._create("create_processing_job", request, request["ProcessingJobName"])
+
+    def create_training_job(self, **request: Any) -> dict[str, Any]:
+        return self._create("create_training_job", request, request["TrainingJobName"])
+
+    def stop_training_job(self, TrainingJobName: str) -> dict[str, Any]:
+        """moto has no StopTrainingJob: record the request (checked against botocore) and mark the job stopped."""
+        check_request("sagemaker", "StopTrainingJob", {"TrainingJobName": TrainingJobName})
+        self.stopped.append(TrainingJobName)
+        self.outcomes[TrainingJobName] = ("stopped",)
+        return {}
+
+    def stop_processing_job(self, ProcessingJobName: str) -> dict[str, Any]:
+        self.stopped.append(ProcessingJobName)
+        return self._real.stop_processing_job(ProcessingJobName=ProcessingJobName)
+
+    def _outcome(self, description: dict[str, Any], name: str, key: str, reason_key: str) -> dict[str, Any]:
+        outcome = self.outcomes.get(name, ("complete",))
+        if outcome[0] == "fail":
+            description.update({key: "Failed", reason_key: outcome[1]})
+        elif outcome[0] == "stopped":
+            description.update({key: "Stopped"})
+        else:
+            description[key] = "Completed"
+        return description
+
+    def describe_processing_job(self, ProcessingJobName: str) -> dict[str, Any]:
+        description = self._real.describe_processing_job(ProcessingJobName=ProcessingJobName)
+        return self._outcome(description, ProcessingJobName, "ProcessingJobStatus", "ExitMessage")
+
+    def describe_training_job(self, TrainingJobName: str) -> dict[str, Any]:
+        description = self._real.describe_training_job(TrainingJobName=TrainingJobName)
+        description["FinalMetricDataList"] = [
+            {"MetricName": "psnr", "Value": 24.31},
+            {"MetricName": "gaussians", "Value": 18234.0},
+        ]
+        return self._outcome(description, TrainingJobName, "TrainingJobStatus", "FailureReason")
+
+
+class World:
+    """A moto account with the stack's resources, our handlers wired to the real state machine."""
+
+    def __init__(self, monkeypatch: Any) -> None:
+        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+        from spaceport.cloud import aws, settings
+
+        self.template = load_template()
+        self.handlers = {name: load_handler(name) for name in FUNCTIONS}
+        self.sleeps: list[float] = []
+        self.invocations: list[tuple[str, dict]] = []
+        self._create_resources()
+        self.sagemaker = FakeSageMaker(boto3.client("sagemaker", region_name=REGION))
+        real_client = aws.client
+        monkeypatch.setattr(aws, "client", lambda s: self.sagemaker if s == "sagemaker" else real_client(s))
+        monkeypatch.setattr(lambda_eval_utils, "_invoke_lambda_function", self._invoke)
+        monkeypatch.setattr(retrier_decl, "time", _RecordingClock(self.sleeps))
+        settings.clear_cache()
+
+    def _create_resources(self) -> None:
+        props = self.template["Resources"]["JobsTable"]["Properties"]
+        boto3.client("dynamodb", region_name=REGION).create_table(
+            TableName=TABLE,
+            BillingMode=props["BillingMode"],
+            AttributeDefinitions=props["AttributeDefinitions"],
+            KeySchema=props["KeySchema"],
+            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+        )
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+        self.ecr = boto3.client("ecr", region_name=REGION)
+        for repository in REPOSITORIES.values():
+            self.ecr.create_repository(repositoryName=repository)
+        self.topic_arn = boto3.client("sns", region_name=REGION).create_topic(Name="spaceport")["TopicArn"]
+        self.sqs = boto3.client("sqs", region_name=REGION)
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        self.definition = fill_definition(substitutions(self.template))
+        self.state_machine_arn = sfn.create_state_machine(
+            name="spaceport-pipeline", definition=self.definition, roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn"
+        )["stateMachineArn"]
+        self.sfn = sfn
+        self.table = boto3.resource("dynamodb", region_name=REGION).Table(TABLE)
+
+    def push_images(self, stages: tuple[str, ...] = ("sfm", "train", "compress"), tag: str = "0.1.0") -> None:
+        manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json"})
+        for stage in stages:
+            self.ecr.put_image(repositoryName=REPOSITORIES[stage], imageManifest=manifest, imageTag=tag)
+
+    def _invoke(self, parameters: dict[str, Any], region: str, state_credentials: Any) -> dict[str, Any]:
+        check_request("lambda", "Invoke", parameters)
+        logical_id = parameters["FunctionName"].rsplit(":", 1)[-1]
+        name = re.sub(r"(?<!^)(?=[A-Z])", "_", logical_id.removesuffix("Function")).lower()
+        payload = json.loads(parameters["Payload"])
+        self.invocations.append((name, payload))
+        try:
+            result = self.handlers[name].lambda_handler(payload, FakeContext())
+        except Exception as error:  # the Lambda runtime reports any exception this way
+            body = {"errorType": type(error).__name__, "errorMessage": str(error)}
+            return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": body}
+        return {"StatusCode": 200, "Payload": json.loads(json.dumps(result))}
+
+    def deliver_upload(self, key: str) -> dict[str, Any]:
+        """S3 -> EventBridge -> trigger: the rule's pattern from the template decides delivery."""
+        event = load_event("trigger_zip_uploaded.json")
+        event["detail"]["bucket"]["name"] = BUCKET
+        event["detail"]["object"]["key"] = key
+        if not matches(rule_pattern("TriggerFunction", "UploadCompleted"), event):
+            return {"started": False, "reason": "rule did not match"}
+        return self.handlers["trigger"].lambda_handler(event, FakeContext())
+
+    def deliver_sagemaker_events(self) -> None:
+        while self.sagemaker.pending:
+            stage, name, _ = self.sagemaker.pending.popleft()
+            training = stage == "train"
+            event = load_event(
+                "sagemaker_training_state_change.json" if training else "sagemaker_processing_state_change.json"
+            )
+            description = (
+                self.sagemaker.describe_training_job(TrainingJobName=name)
+                if training
+                else self.sagemaker.describe_processing_job(ProcessingJobName=name)
+            )
+            if training:
+                event["detail"] = {"TrainingJobName": name, "TrainingJobStatus": description["TrainingJobStatus"]}
+            else:
+                event["detail"] = {"ProcessingJobName": name, "ProcessingJobStatus": description["ProcessingJobStatus"]}
+                if description["ProcessingJobStatus"] == "Completed":
+                    self._write_manifest(stage, name)
+            assert matches(rule_pattern("CompleteStageFunction", "SageMakerJobStateChange"), event)
+            self.handlers["complete_stage"].lambda_handler(event, FakeContext())
+
+    def _write_manifest(self, stage: str, name: str) -> None:
+        job_id = name.removeprefix("sp-").split(f"-{stage}-a")[0]
+        figures = {"sfm": {"registered_images": 4, "points": 1200}, "compress": {"bytes": 51234, "gaussians": 18234}}
+        body = json.dumps({"stage": stage, **figures[stage], "files": {}})
+        boto3.client("s3", region_name=REGION).put_object(
+            Bucket=BUCKET, Key=f"jobs/{job_id}/{stage}/manifest.json", Body=body
+        )
+
+    def run(self, execution_arn: str, timeout_s: float = 60) -> dict[str, Any]:
+        """Pump SageMaker events until the execution ends; returns describe_execution."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.deliver_sagemaker_events()
+            described = self.sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] != "RUNNING":
+                return described
+            time.sleep(0.05)
+        raise AssertionError(f"execution still running after {timeout_s} s")
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        from spaceport.cloud.jobs import from_dynamo
+
+        return from_dynamo(self.table.get_item(Key={"job_id": job_id})["Item"])
+
+
+class _RecordingClock:
+    """Stands in for the ``time`` module of moto's retrier: records each backoff instead of sleeping."""
+
+    def __init__(self, sleeps: list[float]) -> None:
+        self._sleeps = sleeps
+
+    def sleep(self, seconds: float) -> None:
+        self._sleeps.append(seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)

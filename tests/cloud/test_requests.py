@@ -1,0 +1,39 @@
+"""Every SageMaker request we build passes botocore's model; job names are valid and fresh."""
+
+from __future__ import annotations
+
+import pytest
+
+from spaceport.cloud import sagemaker_requests as requests
+from spaceport.cloud.models import Stage
+from spaceport.cloud.names import SAGEMAKER_NAME, sagemaker_job_name
+from spaceport.cloud.settings import stage_settings
+
+from .harness import check_request
+
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/spaceport-sfm@sha256:" + "0" * 64
+
+
+@pytest.mark.parametrize("spot", ["false", "true"])
+def test_stage_requests_match_the_sagemaker_model(monkeypatch, spot):
+    # GIVEN the stage settings, with and without managed spot training
+    monkeypatch.setenv("SPOT_TRAINING", spot)
+    settings = stage_settings()
+    # WHEN each stage's request is built THEN botocore accepts it
+    check_request("sagemaker", "CreateProcessingJob", requests.sfm_request(settings, "sp-a-sfm-a1-x", "a", IMAGE))
+    train = requests.train_request(settings, "sp-a-train-a1-x", "a", IMAGE, {"preset": "high", "iterations": 7000})
+    check_request("sagemaker", "CreateTrainingJob", train)
+    model = "s3://spaceport-data/jobs/a/train/sp-a-train-a1-x/output/model.tar.gz"
+    compress = requests.compress_request(settings, "sp-a-compress-a1-x", "a", IMAGE, model)
+    check_request("sagemaker", "CreateProcessingJob", compress)
+    assert train["HyperParameters"] == {"preset": "high", "device": "cuda", "iterations": "7000"}
+    assert ("CheckpointConfig" in train) == (spot == "true")
+    if spot == "true":
+        assert train["StoppingCondition"]["MaxWaitTimeInSeconds"] >= train["StoppingCondition"]["MaxRuntimeInSeconds"]
+
+
+def test_job_names_are_valid_and_fresh_for_long_ids():
+    # GIVEN the longest job id WHEN names are made for retries THEN each is valid, at most 63 chars, unique
+    names = {sagemaker_job_name("a" * 40, stage, attempt) for stage in Stage for attempt in (1, 2, 2, 99)}
+    assert len(names) == 16
+    assert all(len(n) <= 63 and SAGEMAKER_NAME.match(n) for n in names)
