@@ -1,0 +1,262 @@
+"""The sfm stage: photos to a COLMAP model with pinhole cameras and matching images (pycolmap 4.2.1, CPU).
+
+Steps: intake (upright 8-bit RGB, downscaled), SIFT extraction, matching (exhaustive, sequential or
+spatial), mapping (incremental or global), and undistortion to PINHOLE when the estimated camera has
+distortion. Output: ``sparse/0`` (binary COLMAP model), ``images/<relative name>`` and ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spaceport.contract import StageError, begin_output, timed, write_manifest
+from spaceport.sfm.intake import IntakeResult, intake_folder
+
+logger = logging.getLogger("spaceport.sfm")
+
+MATCHERS = ("auto", "exhaustive", "sequential", "spatial")
+MAPPERS = ("incremental", "global")
+CAMERA_MODELS = ("SIMPLE_RADIAL", "RADIAL", "OPENCV", "SIMPLE_PINHOLE", "PINHOLE")
+
+
+@dataclass(frozen=True)
+class SfmConfig:
+    """How to reconstruct.
+
+    Attributes:
+        max_image_size: longest side of the images after intake (also what training sees).
+        matcher: ``auto`` picks exhaustive up to ``exhaustive_limit`` images, else spatial with GPS, else sequential.
+        mapper: ``incremental`` (COLMAP) or ``global`` (GLOMAP, built into COLMAP 4).
+        min_registered_ratio: fail when fewer of the photos than this end up in the model.
+        camera_model: COLMAP camera model to estimate.
+        min_images: fewer accepted photos than this cannot make a model.
+        exhaustive_limit: most photos for which ``auto`` matches every pair.
+        max_num_features: SIFT features per image.
+        num_threads: worker threads; 0 uses every core this process may run on.
+        seed: COLMAP's random seed, for runs as repeatable as COLMAP allows.
+    """
+
+    max_image_size: int = 1600
+    matcher: str = "auto"
+    mapper: str = "incremental"
+    min_registered_ratio: float = 0.5
+    camera_model: str = "SIMPLE_RADIAL"
+    min_images: int = 3
+    exhaustive_limit: int = 100
+    max_num_features: int = 8192
+    num_threads: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.matcher not in MATCHERS:
+            raise ValueError(f"matcher must be one of {MATCHERS}, not {self.matcher!r}")
+        if self.mapper not in MAPPERS:
+            raise ValueError(f"mapper must be one of {MAPPERS}, not {self.mapper!r}")
+        if self.camera_model not in CAMERA_MODELS:
+            raise ValueError(f"camera model must be one of {CAMERA_MODELS}, not {self.camera_model!r}")
+        if not 0.0 <= self.min_registered_ratio <= 1.0:
+            raise ValueError("min_registered_ratio must lie in [0, 1]")
+
+    @property
+    def threads(self) -> int:
+        return self.num_threads if self.num_threads > 0 else len(os.sched_getaffinity(0))
+
+
+@dataclass
+class SfmResult:
+    """What the stage produced; ``figures`` is what went into the manifest."""
+
+    output_dir: Path
+    figures: dict[str, Any]
+
+
+def choose_matcher(config: SfmConfig, intake: IntakeResult) -> str:
+    """Exhaustive for small sets (every pair, most robust); beyond that neighbours in space or in name order."""
+    if config.matcher != "auto":
+        return config.matcher
+    if len(intake.images) <= config.exhaustive_limit:
+        return "exhaustive"
+    with_gps = sum(image.has_gps for image in intake.images)
+    return "spatial" if with_gps == len(intake.images) else "sequential"
+
+
+def extract_features(database: Path, images_dir: Path, intake: IntakeResult, config: SfmConfig) -> None:
+    """SIFT on the CPU; COLMAP takes each camera's focal prior from EXIF itself when present."""
+    import pycolmap
+
+    reader = pycolmap.ImageReaderOptions()
+    reader.camera_model = config.camera_model
+    extraction = pycolmap.FeatureExtractionOptions()
+    extraction.num_threads = config.threads
+    extraction.max_image_size = config.max_image_size
+    extraction.sift.max_num_features = config.max_num_features
+    mode = pycolmap.CameraMode.SINGLE if intake.single_camera else pycolmap.CameraMode.AUTO
+    pycolmap.extract_features(
+        database,
+        images_dir,
+        image_names=[image.name for image in intake.images],
+        camera_mode=mode,
+        reader_options=reader,
+        extraction_options=extraction,
+        device=pycolmap.Device.cpu,
+    )
+
+
+def match_features(database: Path, matcher: str, config: SfmConfig) -> None:
+    import pycolmap
+
+    matching = pycolmap.FeatureMatchingOptions()
+    matching.num_threads = config.threads
+    if matcher == "exhaustive":
+        pycolmap.match_exhaustive(database, matching_options=matching, device=pycolmap.Device.cpu)
+    elif matcher == "sequential":
+        pairing = pycolmap.SequentialPairingOptions()
+        pairing.num_threads = config.threads
+        pycolmap.match_sequential(database, matching_options=matching, pairing_options=pairing,
+                                  device=pycolmap.Device.cpu)  # fmt: skip
+    else:
+        pairing = pycolmap.SpatialPairingOptions()
+        pairing.num_threads = config.threads
+        pycolmap.match_spatial(database, matching_options=matching, pairing_options=pairing,
+                               device=pycolmap.Device.cpu)  # fmt: skip
+
+
+def map_images(database: Path, images_dir: Path, models_dir: Path, config: SfmConfig):
+    """Run the mapper and return the model with the most registered images (None when there is none)."""
+    import pycolmap
+
+    pycolmap.set_random_seed(config.seed)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    if config.mapper == "global":
+        options = pycolmap.GlobalPipelineOptions()
+        options.num_threads = config.threads
+        options.random_seed = config.seed
+        # The CPU wheel has no CUDA solvers; asking for them only produces warnings.
+        options.mapper.global_positioning.use_gpu = False
+        options.mapper.bundle_adjustment.ceres.use_gpu = False
+        models = pycolmap.global_mapping(database, images_dir, models_dir, options)
+    else:
+        options = pycolmap.IncrementalPipelineOptions()
+        options.num_threads = config.threads
+        options.random_seed = config.seed
+        models = pycolmap.incremental_mapping(database, images_dir, models_dir, options)
+    if not models:
+        return None
+    return max(models.values(), key=lambda model: (model.num_reg_images(), model.num_points3D()))
+
+
+def has_distortion(reconstruction) -> bool:
+    for camera in reconstruction.cameras.values():
+        if any(abs(camera.params[index]) > 0 for index in camera.extra_params_idxs()):
+            return True
+    return False
+
+
+def write_outputs(reconstruction, images_dir: Path, work_dir: Path, output_dir: Path) -> None:
+    """Pinhole model in ``sparse/0`` and its images in ``images/`` (undistorted when the camera distorts)."""
+    import pycolmap
+
+    sparse_dir = output_dir / "sparse" / "0"
+    output_images = output_dir / "images"
+    for stale in (output_dir / "sparse", output_images):
+        shutil.rmtree(stale, ignore_errors=True)
+    sparse_dir.mkdir(parents=True)
+    if has_distortion(reconstruction):
+        model_dir = work_dir / "model"
+        model_dir.mkdir(parents=True, exist_ok=True)
+        reconstruction.write(model_dir)
+        undistorted = work_dir / "undistorted"
+        pycolmap.undistort_images(undistorted, model_dir, images_dir, output_type="COLMAP")
+        pinhole = pycolmap.Reconstruction(undistorted / "sparse")
+        pinhole.write(sparse_dir)
+        shutil.move(undistorted / "images", output_images)
+        return
+    reconstruction.write(sparse_dir)
+    for image in reconstruction.images.values():
+        if image.has_pose:
+            target = output_images / image.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(images_dir / image.name, target)
+
+
+def check_registration(registered: int, total: int, config: SfmConfig, skipped: int) -> None:
+    ratio = registered / total if total else 0.0
+    if ratio < config.min_registered_ratio:
+        raise StageError(
+            f"only {registered} of {total} images registered ({ratio:.0%}); at least "
+            f"{config.min_registered_ratio:.0%} required: the photos need more overlap (each spot seen from "
+            f"several nearby positions), steady exposure and textured surfaces"
+            + (f"; {skipped} more files could not be read" if skipped else "")
+        )
+
+
+def run_sfm(images_dir: Path, output_dir: Path, work_dir: Path, config: SfmConfig | None = None) -> SfmResult:
+    """Reconstruct cameras and sparse points from the photos in ``images_dir``.
+
+    Args:
+        images_dir: the photos, in nested folders if need be; names in the model are paths relative to it.
+        output_dir: receives ``sparse/0``, ``images/`` and, last, ``manifest.json``.
+        work_dir: scratch space (database, intake copies, undistortion).
+        config: options; defaults suit a few dozen to a few hundred phone or drone photos.
+
+    Returns:
+        The output folder and the manifest's figures.
+
+    Raises:
+        StageError: too few readable photos, no model, or too few photos registered (message for the user).
+    """
+    config = config or SfmConfig()
+    seconds: dict[str, float] = {}
+    begin_output(output_dir)
+    intake_dir, database = work_dir / "images", work_dir / "database.db"
+    # A reused work folder must not leak an earlier run's photos, matches or models into this one.
+    for stale in ("images", "models", "model", "undistorted"):
+        shutil.rmtree(work_dir / stale, ignore_errors=True)
+    database.unlink(missing_ok=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with timed(seconds, "intake"):
+        intake = intake_folder(images_dir, intake_dir, config.max_image_size)
+    if len(intake.images) < config.min_images:
+        raise StageError(
+            f"found {len(intake.images)} readable images in the input; at least {config.min_images} are needed"
+            + (f" ({len(intake.skipped)} files could not be read)" if intake.skipped else "")
+        )
+    with timed(seconds, "extraction"):
+        extract_features(database, intake_dir, intake, config)
+    matcher = choose_matcher(config, intake)
+    with timed(seconds, "matching"):
+        match_features(database, matcher, config)
+    with timed(seconds, "mapping"):
+        model = map_images(database, intake_dir, work_dir / "models", config)
+    if model is None or model.num_reg_images() == 0:
+        raise StageError(
+            f"no model could be built from {len(intake.images)} images: too few features matched between "
+            "photos; they need more overlap and textured surfaces"
+        )
+    check_registration(model.num_reg_images(), len(intake.images), config, len(intake.skipped))
+    estimated_model = next(iter(model.cameras.values())).model.name
+    with timed(seconds, "undistortion"):
+        write_outputs(model, intake_dir, work_dir, output_dir)
+    figures = {
+        "registered_images": model.num_reg_images(),
+        "total_images": len(intake.images),
+        "skipped_files": intake.skipped,
+        "points": model.num_points3D(),
+        "mean_reprojection_error_px": round(model.compute_mean_reprojection_error(), 4),
+        "camera_model": "PINHOLE" if has_distortion(model) else estimated_model,
+        "estimated_camera_model": estimated_model,
+        "cameras": model.num_cameras(),
+        "matcher": matcher,
+        "mapper": config.mapper,
+        "max_image_size": config.max_image_size,
+        "seconds": seconds,
+    }
+    write_manifest(output_dir, "sfm", figures)
+    logger.info("sfm: %d of %d images registered, %d points", figures["registered_images"],
+                figures["total_images"], figures["points"])  # fmt: skip
+    return SfmResult(output_dir, figures)
