@@ -144,7 +144,14 @@ def read_ply(path: Path) -> GaussianCloud:
             if parts[1] == "list":
                 raise ValueError(f"{path}: list properties in the vertex element are not supported")
             fields.append((parts[2], "<" + _PLY_TYPES[parts[1]]))
-    table = np.frombuffer(data, dtype=np.dtype(fields), count=count, offset=end + len(b"end_header\n"))
+    row = np.dtype(fields)
+    body_bytes = len(data) - end - len(b"end_header\n")
+    if body_bytes < count * row.itemsize:
+        raise ValueError(
+            f"{path} is truncated: the header announces {count} Gaussians ({count * row.itemsize} bytes), "
+            f"the file holds {body_bytes} bytes after it"
+        )
+    table = np.frombuffer(data, dtype=row, count=count, offset=end + len(b"end_header\n"))
     names = set(table.dtype.names or ())
     required = ["x", "y", "z", "f_dc_0", "f_dc_1", "f_dc_2", "opacity", "scale_0", "scale_1", "scale_2"]
     required += ["rot_0", "rot_1", "rot_2", "rot_3"]

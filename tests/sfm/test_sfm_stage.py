@@ -96,7 +96,7 @@ def test_manifest_reports_the_reconstruction(sfm_run) -> None:
     assert 0 < manifest["mean_reprojection_error_px"] < 1.5
     assert manifest["camera_model"] == "PINHOLE"
     assert manifest["matcher"] == "exhaustive"
-    assert set(manifest["seconds"]) == {"intake", "extraction", "matching", "mapping", "undistortion"}
+    assert set(manifest["seconds"]) == {"validation", "intake", "extraction", "matching", "mapping", "undistortion"}
     assert any(path.startswith("sparse/0/") for path in manifest["files"])
 
 
@@ -154,7 +154,7 @@ def test_too_few_photos_fail_before_any_reconstruction(tmp_path: Path) -> None:
     failure = tmp_path / "reason.txt"
     code = main(["sfm", "--images", str(photos), "--output", str(tmp_path / "out"), "--failure-file", str(failure)])
 
-    # THEN it fails at once with a reason naming the count
+    # THEN the shared validator stops it at once, with a reason naming the count and the broken file
+    reason = failure.read_text()
     assert code == 1
-    assert json.dumps(failure.read_text()).count("found 2 readable images") == 1
-    assert "1 files could not be read" in failure.read_text()
+    assert "TOO_FEW_IMAGES" in reason and "UNREADABLE_IMAGE broken.png" in reason

@@ -156,19 +156,23 @@ def save_image(image: Image.Image, target: Path, exif: Image.Exif) -> None:
         image.save(target)
 
 
-def intake_folder(input_dir: Path, work_images_dir: Path, max_image_size: int) -> IntakeResult:
+def intake_folder(
+    input_dir: Path, work_images_dir: Path, max_image_size: int, names: list[str] | None = None
+) -> IntakeResult:
     """Convert every readable photo under ``input_dir`` into ``work_images_dir`` under the same relative name.
 
     Args:
         input_dir: the user's photos, nested folders allowed.
         work_images_dir: where the converted photos go.
         max_image_size: longest side after downscaling; 0 or less keeps the original size.
+        names: only these photos (paths relative to ``input_dir``), e.g. the ones the validator accepted.
 
     Returns:
         The accepted photos in name order, and the skipped files with the reason for each.
     """
     result = IntakeResult()
-    for source in find_images(input_dir):
+    sources = find_images(input_dir) if names is None else [input_dir / name for name in sorted(names)]
+    for source in sources:
         name = source.relative_to(input_dir).as_posix()
         accepted = intake_image(source, work_images_dir / name, name, max_image_size)
         if accepted is None:

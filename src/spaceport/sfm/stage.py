@@ -195,6 +195,23 @@ def check_registration(registered: int, total: int, config: SfmConfig, skipped: 
         )
 
 
+def validated_image_names(images_dir: Path) -> list[str]:
+    """The photos the shared validator accepts (the same check as the CLI and the validate Lambda).
+
+    Raises:
+        StageError: the input is rejected; the reason names each problem.
+    """
+    from spaceport.validation import validate_path
+
+    report = validate_path(images_dir)
+    for issue in report.warnings:
+        logger.warning("validation: %s %s: %s", issue.code, issue.path, issue.message)
+    if not report.accepted:
+        problems = "; ".join(f"{issue.code} {issue.path}: {issue.message}".strip() for issue in report.problems)
+        raise StageError(f"the input was rejected: {problems}")
+    return report.image_paths
+
+
 def run_sfm(images_dir: Path, output_dir: Path, work_dir: Path, config: SfmConfig | None = None) -> SfmResult:
     """Reconstruct cameras and sparse points from the photos in ``images_dir``.
 
@@ -219,8 +236,10 @@ def run_sfm(images_dir: Path, output_dir: Path, work_dir: Path, config: SfmConfi
         shutil.rmtree(work_dir / stale, ignore_errors=True)
     database.unlink(missing_ok=True)
     work_dir.mkdir(parents=True, exist_ok=True)
+    with timed(seconds, "validation"):
+        usable = validated_image_names(images_dir)
     with timed(seconds, "intake"):
-        intake = intake_folder(images_dir, intake_dir, config.max_image_size)
+        intake = intake_folder(images_dir, intake_dir, config.max_image_size, usable)
     if len(intake.images) < config.min_images:
         raise StageError(
             f"found {len(intake.images)} readable images in the input; at least {config.min_images} are needed"
