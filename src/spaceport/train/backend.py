@@ -1,0 +1,73 @@
+"""Rasteriser backends behind one call: the pure-PyTorch CPU rasteriser, or gsplat's CUDA kernels.
+
+Both take the same arguments and return ``rasterize_cpu.RenderResult``, so one training loop serves both.
+``means2d`` is the screen-space mean tensor whose ``.grad`` (pixel units) drives densification; it may
+carry a leading camera axis (gsplat's is (1, N, 2)), so readers reshape its gradient to (N, 2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from spaceport.train.rasterize_cpu import RenderResult
+
+# gsplat's default near plane and low-pass filter (eps2d) match what the CPU rasteriser uses.
+GSPLAT_OPTIONS = {"near_plane": 0.01, "eps2d": 0.3, "packed": False}
+
+Renderer = Callable[..., "RenderResult"]
+
+
+def render_gsplat(
+    means: torch.Tensor,
+    quats: torch.Tensor,
+    log_scales: torch.Tensor,
+    opacity_logits: torch.Tensor,
+    colors: torch.Tensor,
+    viewmat: torch.Tensor,
+    K: torch.Tensor,
+    width: int,
+    height: int,
+    background: torch.Tensor,
+) -> RenderResult:
+    """Render one camera with gsplat's ``rasterization`` (CUDA only), in the CPU backend's parametrisation."""
+    import torch
+    from gsplat import rasterization
+
+    from spaceport.train.rasterize_cpu import RenderResult
+
+    images, alphas, info = rasterization(
+        means=means,
+        quats=quats,
+        scales=torch.exp(log_scales),
+        opacities=torch.sigmoid(opacity_logits),
+        colors=colors,
+        viewmats=viewmat[None],
+        Ks=K[None],
+        width=width,
+        height=height,
+        backgrounds=background[None],
+        **GSPLAT_OPTIONS,
+    )
+    means2d = info["means2d"]
+    if means2d.requires_grad:
+        means2d.retain_grad()
+    radii = info["radii"][0]
+    # gsplat >= 1.5 gives per-axis radii (N, 2); earlier versions one radius per Gaussian.
+    if radii.dim() == 2:
+        radii = radii.max(dim=-1).values
+    return RenderResult(image=images[0], means2d=means2d, radii=radii.to(torch.int32), alpha=alphas[0, ..., 0])
+
+
+def select_renderer(device: str) -> Renderer:
+    """The backend for a resolved device: gsplat on ``cuda``, the pure-PyTorch rasteriser on ``cpu``."""
+    if device == "cuda":
+        import gsplat  # noqa: F401 - fail here, with the import error, rather than mid-training
+
+        return render_gsplat
+    from spaceport.train.rasterize_cpu import render
+
+    return render

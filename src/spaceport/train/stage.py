@@ -1,0 +1,142 @@
+"""The train stage: the sfm channel's COLMAP model in, ``scene.ply`` and ``manifest.json`` out.
+
+SageMaker Training contract (see :mod:`spaceport.contract`): hyperparameters in
+``input/config/hyperparameters.json``, the model in the ``sfm`` channel, outputs in ``model``,
+checkpoints in ``checkpoints`` (synced to S3 for managed spot), the failure reason in ``output/failure``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from spaceport.contract import TrainingLayout, begin_output, read_hyperparameters, timed, write_manifest
+from spaceport.gaussians import write_ply
+from spaceport.train.config import TrainConfig, build_config
+
+if TYPE_CHECKING:
+    from spaceport.train.data import SceneData
+    from spaceport.train.progress import ProgressCallback
+    from spaceport.train.trainer import TrainContext, TrainState
+
+logger = logging.getLogger("spaceport.train")
+
+STAGE = "train"
+SFM_CHANNEL = "sfm"
+SCENE_FILE = "scene.ply"
+
+
+@dataclass(frozen=True)
+class TrainPaths:
+    """Where the stage reads and writes; by default the SageMaker layout under one root."""
+
+    sfm_dir: Path
+    model_dir: Path
+    checkpoint_dir: Path
+    failure_file: Path
+    hyperparameters_file: Path
+
+    @classmethod
+    def from_layout(cls, layout: TrainingLayout) -> TrainPaths:
+        return cls(layout.channel_dir(SFM_CHANNEL), layout.model_dir, layout.checkpoint_dir, layout.failure_file,
+                   layout.hyperparameters_file)  # fmt: skip
+
+
+def _start_state(scene: SceneData, ctx: TrainContext, config: TrainConfig) -> TrainState:
+    """Resume from the newest checkpoint, or initialise from the SfM points and score that start."""
+    import torch
+
+    from spaceport.train.densify import DensityStats
+    from spaceport.train.model import init_params
+    from spaceport.train.trainer import TrainState, create_optimizer, evaluate, restore_state
+
+    payload = ctx.store.load_latest() if ctx.store is not None else None
+    if payload is not None:
+        logger.info("resuming from the checkpoint at iteration %d", payload["iteration"])
+        return restore_state(payload, config, scene.extent, config.device)
+    torch.manual_seed(config.seed)
+    params = init_params(scene.points, scene.colors, config.sh_degree, config.initial_opacity, config.device)
+    generator = torch.Generator().manual_seed(config.seed)
+    state = TrainState(params, create_optimizer(params, config, scene.extent),
+                       DensityStats.zeros(len(scene.points), config.device), generator)  # fmt: skip
+    initial = evaluate(params, 0, scene.test_views, ctx.renderer, ctx.background)
+    state.psnr_initial = initial.psnr
+    return state
+
+
+def _context(scene: SceneData, config: TrainConfig, paths: TrainPaths, progress: ProgressCallback | None):  # noqa: ANN202
+    import torch
+
+    from spaceport.train.backend import select_renderer
+    from spaceport.train.checkpoint import CheckpointStore
+    from spaceport.train.progress import ProgressLog
+    from spaceport.train.trainer import TrainContext
+
+    background = torch.tensor(config.background, dtype=torch.float32, device=config.device)
+    return TrainContext(config, scene.train_views, select_renderer(config.device), background, scene.extent,
+                        ProgressLog(config.log_every, progress), CheckpointStore(paths.checkpoint_dir))  # fmt: skip
+
+
+def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,
+                progress: ProgressCallback | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run the whole stage and return the manifest it wrote.
+
+    Args:
+        paths: inputs and outputs.
+        overrides: hyperparameters that take precedence over the file's (the CLI's explicit flags).
+        progress: called with each progress line's figures (iteration, loss, psnr, gaussians).
+
+    Raises:
+        StageError: bad hyperparameters or input; the message is the job's failure reason.
+    """
+    from spaceport.train.data import load_scene
+    from spaceport.train.model import to_cloud
+    from spaceport.train.progress import logger as progress_logger
+    from spaceport.train.trainer import active_sh_degree, evaluate, train
+
+    config = build_config(read_hyperparameters(paths.hyperparameters_file) | (overrides or {}))
+    logger.info("config: %s", config.to_dict())
+    seconds: dict[str, float] = {}
+    begin_output(paths.model_dir)
+    with timed(seconds, "load"):
+        scene = load_scene(paths.sfm_dir, config.resolution, config.device)
+        ctx = _context(scene, config, paths, progress)
+    with timed(seconds, "initialise"):
+        state = _start_state(scene, ctx, config)
+    with timed(seconds, "train"):
+        train(state, ctx)
+    degree = active_sh_degree(config, state.iteration)
+    with timed(seconds, "evaluate"):
+        evaluation = evaluate(state.params, degree, scene.test_views, ctx.renderer, ctx.background)
+    progress_logger.info("evaluation psnr_test=%.2f ssim_test=%.4f psnr_initial=%.2f views=%d",
+                         evaluation.psnr, evaluation.ssim, state.psnr_initial, len(scene.test_views))  # fmt: skip
+    with timed(seconds, "export"):
+        write_ply(to_cloud(state.params, degree), paths.model_dir / SCENE_FILE)
+    return write_manifest(paths.model_dir, STAGE, _figures(config, scene, state, evaluation, degree, seconds))
+
+
+def _figures(config: TrainConfig, scene: SceneData, state: TrainState, evaluation: Any, degree: int,
+             seconds: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+    train_view = scene.train_views[0]
+    return {
+        "iterations": state.iteration,
+        "num_gaussians": len(state.params["means"]),
+        "psnr_test": round(evaluation.psnr, 3),
+        "ssim_test": round(evaluation.ssim, 4),
+        "psnr_initial": round(state.psnr_initial, 3),
+        "psnr_per_view": {name: round(value, 3) for name, value in evaluation.per_view.items()},
+        "test_views": [view.name for view in scene.test_views],
+        "train_views": len(scene.train_views),
+        "background": list(config.background),
+        "sh_degree": degree,
+        "device": config.device,
+        "preset": config.preset,
+        "resolution": {
+            "train": [train_view.width, train_view.height],
+            "evaluate": [scene.test_views[0].width, scene.test_views[0].height],
+        },  # fmt: skip
+        "scene_file": SCENE_FILE,
+        "seconds": seconds,
+    }

@@ -1,0 +1,59 @@
+"""Presets and hyperparameter overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from spaceport.contract import StageError
+from spaceport.train.config import PRESETS, apply_overrides, build_config, preset_config
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_presets_grow_in_effort(device: str) -> None:
+    # GIVEN the three presets for one device
+    configs = [preset_config(name, device) for name in PRESETS]
+
+    # THEN each spends more iterations than the one before, and densification ends before training does
+    assert [c.iterations for c in configs] == sorted({c.iterations for c in configs})
+    for config in configs:
+        assert config.densify_from < config.densify_until <= config.iterations
+        assert config.device == device
+
+
+def test_cpu_presets_cap_resolution_and_gpu_presets_follow_3dgs() -> None:
+    # GIVEN the default preset on both devices
+    cpu, cuda = preset_config("default", "cpu"), preset_config("default", "cuda")
+
+    # THEN the CPU trains small and short, the GPU at (capped) full resolution for 7k iterations
+    assert 0 < cpu.resolution <= 400 and cpu.iterations < cuda.iterations
+    assert cuda.iterations == 7000 and cuda.resolution == 1600
+    assert preset_config("quality", "cuda").iterations == 30_000
+
+
+def test_hyperparameter_strings_override_single_fields() -> None:
+    # GIVEN SageMaker-style string hyperparameters, some unknown to us
+    overrides = {"iterations": "42", "ssim_lambda": "0.3", "background": "[1, 1, 1]", "sagemaker_region": "x"}
+
+    # WHEN applied to a preset
+    config = apply_overrides(preset_config("fast", "cpu"), overrides)
+
+    # THEN known fields are parsed to their types, unknown ones are kept aside, the rest stays
+    assert config.iterations == 42 and config.ssim_lambda == pytest.approx(0.3)
+    assert config.background == (1.0, 1.0, 1.0)
+    assert config.extra == {"sagemaker_region": "x"}
+    assert config.resolution == preset_config("fast", "cpu").resolution
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "message"),
+    [
+        ({"preset": "turbo", "device": "cpu"}, "unknown preset"),
+        ({"device": "tpu"}, "unknown device"),
+        ({"device": "cpu", "iterations": "many"}, "iterations"),
+        ({"device": "cpu", "sh_degree": "5"}, "sh_degree"),
+    ],
+)
+def test_bad_hyperparameters_are_the_users_error(hyperparameters: dict[str, str], message: str) -> None:
+    # WHEN building a config from bad values THEN a StageError names the problem
+    with pytest.raises(StageError, match=message):
+        build_config(hyperparameters)
