@@ -21,12 +21,12 @@ def test_stage_requests_match_the_sagemaker_model(monkeypatch, spot):
     settings = stage_settings()
     # WHEN each stage's request is built THEN botocore accepts it
     check_request("sagemaker", "CreateProcessingJob", requests.sfm_request(settings, "sp-a-sfm-a1-x", "a", IMAGE))
-    train = requests.train_request(settings, "sp-a-train-a1-x", "a", IMAGE, {"preset": "high", "iterations": 7000})
+    train = requests.train_request(settings, "sp-a-train-a1-x", "a", IMAGE, {"preset": "quality", "iterations": 7000})
     check_request("sagemaker", "CreateTrainingJob", train)
     model = "s3://spaceport-data/jobs/a/train/sp-a-train-a1-x/output/model.tar.gz"
     compress = requests.compress_request(settings, "sp-a-compress-a1-x", "a", IMAGE, model)
     check_request("sagemaker", "CreateProcessingJob", compress)
-    assert train["HyperParameters"] == {"preset": "high", "device": "cuda", "iterations": "7000"}
+    assert train["HyperParameters"] == {"preset": "quality", "device": "cuda", "iterations": "7000"}
     assert ("CheckpointConfig" in train) == (spot == "true")
     if spot == "true":
         assert train["StoppingCondition"]["MaxWaitTimeInSeconds"] >= train["StoppingCondition"]["MaxRuntimeInSeconds"]
@@ -37,3 +37,12 @@ def test_job_names_are_valid_and_fresh_for_long_ids():
     names = {sagemaker_job_name("a" * 40, stage, attempt) for stage in Stage for attempt in (1, 2, 2, 99)}
     assert len(names) == 16
     assert all(len(n) <= 63 and SAGEMAKER_NAME.match(n) for n in names)
+
+
+def test_cloud_presets_are_the_ones_the_train_stage_accepts():
+    # GIVEN the presets a job may ask for, and the ones the train container understands
+    from spaceport.cloud.models import Preset
+    from spaceport.train.config import PRESETS
+
+    # THEN they are the same names, so a job's preset never fails inside SageMaker
+    assert {preset.value for preset in Preset} == set(PRESETS)

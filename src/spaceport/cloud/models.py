@@ -42,9 +42,9 @@ SAGEMAKER_STAGES = (Stage.SFM, Stage.TRAIN, Stage.COMPRESS)
 class Preset(StrEnum):
     """Quality presets the train stage understands."""
 
-    PREVIEW = "preview"
+    FAST = "fast"
     DEFAULT = "default"
-    HIGH = "high"
+    QUALITY = "quality"
 
 
 class JobOptions(BaseModel):

@@ -2,7 +2,7 @@
 
 Upload contract, under the data bucket:
 - ``uploads/<job-id>/<name>.zip``: one archive of photos starts the job when it arrives.
-- ``uploads/<job-id>/<photos...>`` then ``uploads/<job-id>/job.json`` (options, e.g. ``{"preset": "high"}``),
+- ``uploads/<job-id>/<photos...>`` then ``uploads/<job-id>/job.json`` (options, e.g. ``{"preset": "quality"}``),
   written last: job.json's arrival starts the job over every photo under the prefix.
 ``<job-id>`` is 3 to 40 characters of ``a-z``, ``0-9`` and ``-`` (POST /jobs hands one out). Any other key is
 ignored. A duplicate event, or a second archive for a started job, starts nothing.

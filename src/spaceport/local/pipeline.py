@@ -24,6 +24,7 @@ from typing import Any
 from spaceport.contract import (
     MANIFEST_NAME,
     ProcessingLayout,
+    StageError,
     TrainingLayout,
     verify_manifest,
     write_json_atomic,
@@ -225,8 +226,11 @@ def stage_fingerprint(stage: str, options: RunOptions, layout: RunLayout) -> str
     if stage == "sfm":
         return fingerprint({"images": image_folder_digest(layout.sfm.input_dir("images"))})
     if stage == "train":
-        upstream = {"sfm": manifest_digest(layout.sfm.output_dir)}
-        return fingerprint({**upstream, "preset": options.preset, "device": options.device})
+        from spaceport.train.config import build_config
+
+        # The resolved configuration, so `--device auto` and `--device cpu` on a CPU machine are one run.
+        config = build_config({"preset": options.preset, "device": options.device}).to_dict()
+        return fingerprint({"sfm": manifest_digest(layout.sfm.output_dir), "config": config})
     return fingerprint({"train": manifest_digest(layout.train.model_dir)})
 
 
@@ -313,7 +317,10 @@ def run_pipeline(options: RunOptions, progress: Progress | None = None) -> RunRe
 
 def execute_stage(stage: str, options: RunOptions, layout: RunLayout, on_line: LineCallback) -> StageOutcome:
     if stage != "validate":
-        return run_container_stage(stage, options, layout, on_line)
+        try:
+            return run_container_stage(stage, options, layout, on_line)
+        except StageError as error:  # raised here, before the stage's process, e.g. --device cuda without one
+            raise StageFailedError(stage, str(error), layout.log_file(stage)) from error
     started = time.monotonic()
     figures = prepare_images(options, layout)
     return StageOutcome(stage, seconds=elapsed_since(started), manifest=figures)
