@@ -11,16 +11,10 @@ from typing import Any
 
 from spaceport.cloud.models import Preset, Stage
 from spaceport.cloud.settings import StageSettings
+from spaceport.train.progress import METRIC_DEFINITIONS
 
 PROCESSING_ROOT = "/opt/ml/processing"
 CHECKPOINT_PATH = "/opt/ml/checkpoints"
-# The train container logs `iteration=500 loss=0.0412 psnr=24.31 gaussians=18234`; SageMaker keeps the last value.
-METRIC_DEFINITIONS = [
-    {"Name": "iteration", "Regex": r"iteration=([0-9]+)"},
-    {"Name": "loss", "Regex": r"loss=([0-9.eE+-]+)"},
-    {"Name": "psnr", "Regex": r"psnr=([0-9.eE+-]+)"},
-    {"Name": "gaussians", "Regex": r"gaussians=([0-9]+)"},
-]
 
 
 def job_prefix(bucket: str, job_id: str, part: str) -> str:

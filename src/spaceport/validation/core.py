@@ -9,7 +9,6 @@ user sees every file that let them down.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 from collections import defaultdict
@@ -19,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spaceport.contract import file_digest
 from spaceport.validation.archive import safe_extract_zip
 from spaceport.validation.codes import Code
 from spaceport.validation.images import FileResult, ImageInfo, inspect_file, pillow_guard
@@ -155,7 +155,7 @@ def _drop_duplicates(images: list[ImageInfo], skipped: list[Issue]) -> list[Imag
     kept = []
     for image in images:
         if len(by_size[image.size_bytes]) > 1:
-            digest = _sha256(image.path)
+            digest = file_digest(image.path)
             original = first_by_digest.setdefault(digest, image)
             if original is not image:
                 skipped.append(
@@ -164,14 +164,6 @@ def _drop_duplicates(images: list[ImageInfo], skipped: list[Issue]) -> list[Imag
                 continue
         kept.append(image)
     return kept
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _verdict(findings: _Findings, limits: Limits, shown: str) -> ValidationReport:
