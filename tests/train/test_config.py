@@ -25,7 +25,7 @@ def test_cpu_presets_cap_resolution_and_gpu_presets_follow_3dgs() -> None:
     cpu, cuda = preset_config("default", "cpu"), preset_config("default", "cuda")
 
     # THEN the CPU trains small and short, the GPU at (capped) full resolution for 7k iterations
-    assert 0 < cpu.resolution <= 400 and cpu.iterations < cuda.iterations
+    assert 0 < cpu.resolution <= 640 and cpu.iterations < cuda.iterations
     assert cuda.iterations == 7000 and cuda.resolution == 1600
     assert preset_config("quality", "cuda").iterations == 30_000
 

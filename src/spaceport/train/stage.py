@@ -98,6 +98,13 @@ def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,
 
     config = build_config(read_hyperparameters(paths.hyperparameters_file) | (overrides or {}))
     logger.info("config: %s", config.to_dict())
+    if config.device == "cpu":
+        import torch
+
+        # The numba kernels parallelise the heavy work; torch's own ops here are small, and its OpenMP
+        # barriers made a step 15x slower whenever another process held a core (measured: 100 steps,
+        # 7 s with one torch thread, 106 s with two, beside one busy process on two cores).
+        torch.set_num_threads(1)
     seconds: dict[str, float] = {}
     begin_output(paths.model_dir)
     with timed(seconds, "load"):
