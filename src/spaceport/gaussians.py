@@ -44,7 +44,7 @@ class GaussianCloud:
 
     means: np.ndarray
     sh0: np.ndarray
-    shN: np.ndarray
+    shN: np.ndarray  # noqa: N815 - the 3DGS name for the higher-order SH coefficients
     opacities: np.ndarray
     log_scales: np.ndarray
     quats: np.ndarray
