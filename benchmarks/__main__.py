@@ -1,0 +1,101 @@
+"""Run the benchmark suites and write benchmarks/RESULTS.md, results.json and plots/.
+
+``python -m benchmarks [--only compress,train,sfm,lambdas,local,gpu] [--quick] [--work DIR]`` runs the chosen
+suites one after the other (never two heavy measurements at once), then merges their results into
+``benchmarks/results.json`` and rewrites ``benchmarks/RESULTS.md`` and ``benchmarks/plots/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+# pycolmap logs every image to stderr through glog; the suites read its figures, not its log.
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+from benchmarks import compression, lambdas, local_run, sfm, training  # noqa: E402
+from benchmarks.common import SuiteResult, Workspace, machine_info  # noqa: E402
+from benchmarks.report import load, save_json, save_markdown  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+def gpu_suite(workspace: Workspace) -> SuiteResult:
+    """GPU figures need gsplat on CUDA; without a GPU this records that nothing was measured."""
+    import torch
+
+    reason = "not measured (no GPU in this session)"
+    if torch.cuda.is_available():
+        reason = f"not measured (a GPU, {torch.cuda.get_device_name(0)}, is present but no GPU suite exists yet)"
+    return SuiteResult("gpu", "GPU training", {"status": reason}, notes=[reason[0].upper() + reason[1:] + "."])
+
+
+SUITES: dict[str, Callable[[Workspace], SuiteResult]] = {
+    "sfm": sfm.run,
+    "compress": compression.run,
+    "train": training.run,
+    "lambdas": lambdas.run,
+    "local": local_run.run,
+    "gpu": gpu_suite,
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", help=f"comma-separated suites (default: all of {', '.join(SUITES)})")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller runs: 20k-Gaussian compression scene, 60/180 s training budgets, "
+                             "fast and default presets, fewer repeats")  # fmt: skip
+    parser.add_argument("--work", type=Path, help="keep intermediate files here and reuse them (default: temporary)")
+    parser.add_argument("--skip-splat-transform", action="store_true",
+                        help="compress with our encoder only (splat-transform's k-means takes minutes)")  # fmt: skip
+    parser.add_argument("--presets", help="presets for the local suite (default: fast,default; +quality when full)")
+    args = parser.parse_args(argv)
+    args.suites = [name.strip() for name in args.only.split(",")] if args.only else list(SUITES)
+    unknown = [name for name in args.suites if name not in SUITES]
+    if unknown:
+        parser.error(f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}")
+    return args
+
+
+def run_suites(args: argparse.Namespace, work: Path) -> None:
+    workspace = Workspace(work, quick=args.quick, plots_dir=HERE / "plots")
+    results = load(HERE / "results.json")
+    for name in args.suites:
+        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        if name == "compress":
+            result = compression.run(workspace, compare=not args.skip_splat_transform)
+        elif name == "local" and args.presets:
+            result = local_run.run(workspace, [preset.strip() for preset in args.presets.split(",")])
+        else:
+            result = SUITES[name](workspace)
+        result.seconds = round(time.perf_counter() - started, 1)
+        result.machine, result.mode = machine_info(), "quick" if args.quick else "full"
+        results[name] = result
+        # Saved after every suite: a long run that is stopped keeps what it measured.
+        save_json(results, HERE / "results.json")
+        save_markdown(results, HERE / "RESULTS.md")
+        print(f"[bench] {name} done in {result.seconds:.0f} s", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    if args.work:
+        args.work.mkdir(parents=True, exist_ok=True)
+        run_suites(args, args.work.resolve())
+    else:
+        with tempfile.TemporaryDirectory(prefix="spaceport-bench-") as scratch:
+            run_suites(args, Path(scratch))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
