@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from synthetic import SyntheticSpec, make_synthetic_sfm  # noqa: E402
+from .synthetic import SyntheticSpec, make_synthetic_sfm
 
 
 @pytest.fixture(scope="session")

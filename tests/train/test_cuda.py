@@ -13,12 +13,12 @@ if not torch.cuda.is_available():
     pytest.skip("needs a CUDA GPU", allow_module_level=True)
 gsplat = pytest.importorskip("gsplat")
 
-from synthetic import SyntheticSpec, ground_truth, intrinsics, orbit_viewmats  # noqa: E402
-
 from spaceport.train.backend import render_gsplat  # noqa: E402
 from spaceport.train.losses import psnr  # noqa: E402
 from spaceport.train.rasterize_cpu import render  # noqa: E402
 from spaceport.train.stage import TrainPaths, train_stage  # noqa: E402
+
+from .synthetic import SyntheticSpec, ground_truth, intrinsics, orbit_viewmats  # noqa: E402
 
 
 def test_gsplat_renders_what_the_cpu_rasteriser_renders() -> None:

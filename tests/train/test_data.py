@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,7 @@ import torch
 from spaceport.contract import StageError
 from spaceport.train.data import load_scene, scaled_size, split_names
 
-sys.path.insert(0, str(Path(__file__).parent))
-from synthetic import SyntheticSpec, intrinsics, make_synthetic_sfm, orbit_viewmats  # noqa: E402
+from .synthetic import SyntheticSpec, intrinsics, make_synthetic_sfm, orbit_viewmats
 
 
 def test_every_eighth_image_in_name_order_is_held_out() -> None:

@@ -6,10 +6,11 @@ import math
 
 import pytest
 import torch
-from reference_rasterizer import reference_render
 
 from spaceport.train import rasterize_cpu
 from spaceport.train.rasterize_cpu import render
+
+from .reference_rasterizer import reference_render
 
 WIDTH, HEIGHT = 37, 29  # not a multiple of the tile size: partial tiles on the right and bottom
 INPUT_NAMES = ("means", "quats", "log_scales", "opacity_logits", "colors")

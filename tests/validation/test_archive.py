@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from validation_corpus import snapshot
 
 from spaceport.validation import Code, Limits, safe_extract_zip, validate_path
+
+from .validation_corpus import snapshot
 
 
 def photo_bytes(seed: int) -> bytes:

@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from validation_corpus import photos
 
 from spaceport.validation import Code, Limits, LimitsError, command
+
+from .validation_corpus import photos
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
-from validation_corpus import photo, photos, snapshot
 
 from spaceport.validation import Code, Limits, validate_path
+
+from .validation_corpus import photo, photos, snapshot
 
 
 def codes(issues) -> list[str]:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from validation_corpus import photo, photos
 
 from spaceport.validation import Code, Limits, validate_path, validated_input
+
+from .validation_corpus import photo, photos
 
 
 def issues_by_path(issues) -> dict[str, str]:

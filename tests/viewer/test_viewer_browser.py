@@ -16,10 +16,11 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 from PIL import Image
-from viewer_scene import BLUE, GREEN, RED, sphere_cloud, write_scene_sog
 
 from spaceport.viewer import BACKGROUND, camera_from_pose, write_viewer
 from spaceport.viewer.server import server_url, start_server
+
+from .viewer_scene import BLUE, GREEN, RED, sphere_cloud, write_scene_sog
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -38,6 +38,8 @@ MULTIPART_THRESHOLD = 100 * 1024 * 1024
 PART_BYTES = 64 * 1024 * 1024
 MAX_PARTS = 1_000
 PAGE_LIMIT = 100
+# The list index's LastEvaluatedKey: the table key and the index key.
+LIST_KEY_FIELDS = {"job_id", "list_pk", "created_at"}
 # What each stage's output needs from the stages before it, for POST /jobs/{id}/retry.
 RETRY_NEEDS = {Stage.VALIDATE: None, Stage.SFM: "images", Stage.TRAIN: "sfm", Stage.COMPRESS: "model"}
 
@@ -110,9 +112,11 @@ def create_job() -> Response:
     upload = {"kind": "zip", "key": f"uploads/{job_id}/photos.zip"}
     if request.upload == "images":
         upload = {"kind": "images", "prefix": f"uploads/{job_id}/"}
+    # URLs first: an archive too large to upload is refused before any record exists.
+    urls = _upload_urls(settings, job_id, request)
     _table(settings).create_awaiting_upload(job_id, options, upload)
     body = {"job_id": job_id, "status": JobStatus.AWAITING_UPLOAD, "expires_in": settings.url_expiry_s}
-    return _json(201, body | {"upload": _upload_urls(settings, job_id, request)})
+    return _json(201, body | {"upload": urls})
 
 
 def _download_links(settings: ExecutionSettings, job: dict[str, Any]) -> dict[str, str]:
@@ -156,6 +160,11 @@ def get_job(job_id: str) -> Response:
     return _json(200, job_view(settings, _job_or_404(settings, job_id), with_links=True))
 
 
+def _is_list_key(key: Any) -> bool:
+    """Whether ``key`` has the shape of a LastEvaluatedKey from the list index."""
+    return isinstance(key, dict) and set(key) == LIST_KEY_FIELDS and all(isinstance(v, str) for v in key.values())
+
+
 @app.get("/jobs")
 def list_jobs() -> Response:
     settings = execution_settings()
@@ -163,6 +172,9 @@ def list_jobs() -> Response:
     try:
         limit = max(1, min(PAGE_LIMIT, int(params.get("limit", 25))))
         start_key = json.loads(base64.urlsafe_b64decode(params["next"])) if params.get("next") else None
+        # A tampered token would otherwise reach DynamoDB and fail there as a 500.
+        if start_key is not None and not _is_list_key(start_key):
+            raise ValueError("not a list key")
     except ValueError as error:
         raise BadRequestError("invalid limit or next") from error
     items, last_key = _table(settings).list_page(limit, start_key)
