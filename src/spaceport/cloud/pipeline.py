@@ -100,6 +100,9 @@ def start_stage(settings: StageSettings, task: StartStageInput) -> dict[str, Any
     logger.info(
         "started SageMaker job", extra={"job_id": task.job_id, "stage": task.stage.value, "sagemaker_job": name}
     )
+    if table.get(task.job_id).get("status") == JobStatus.CANCELLED:
+        # Cancelled while this job was being created: the cancel could not stop a job that did not exist yet.
+        _stop_sagemaker_job({"sagemaker_job": name, "current_stage": task.stage})
     return {"sagemaker_job": name, "attempt": attempt}
 
 
