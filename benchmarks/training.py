@@ -29,8 +29,10 @@ def rasteriser_micro(repeats: int) -> dict[str, float]:
     """Median forward and forward+backward time of the CPU rasteriser on random Gaussians in front of a camera."""
     import torch
 
+    from spaceport.train.backend import configure_threads
     from spaceport.train.rasterize_cpu import render
 
+    configure_threads("cpu")
     generator = torch.Generator().manual_seed(0)
     count = MICRO_GAUSSIANS
     means = torch.rand(count, 3, generator=generator) * torch.tensor([4.0, 3.0, 3.0]) - torch.tensor([2.0, 1.5, -3.0])
@@ -79,7 +81,7 @@ def train_by_wall_clock(sfm_dir: Path, budgets: list[int]) -> dict[str, Any]:
     """Train with the CPU default preset until the largest budget; held-out PSNR along the way."""
     import torch
 
-    from spaceport.train.backend import select_renderer
+    from spaceport.train.backend import configure_threads, select_renderer
     from spaceport.train.config import preset_config
     from spaceport.train.data import load_scene
     from spaceport.train.densify import DensityStats
@@ -96,6 +98,7 @@ def train_by_wall_clock(sfm_dir: Path, budgets: list[int]) -> dict[str, Any]:
     )
 
     config = preset_config("default", "cpu")
+    configure_threads("cpu")
     scene = load_scene(sfm_dir, config.resolution, "cpu")
     background = torch.tensor(config.background, dtype=torch.float32)
     ctx = TrainContext(config, scene.train_views, select_renderer("cpu"), background, scene.extent,

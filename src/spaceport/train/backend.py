@@ -62,6 +62,18 @@ def render_gsplat(
     return RenderResult(image=images[0], means2d=means2d, radii=radii.to(torch.int32), alpha=alphas[0, ..., 0])
 
 
+def configure_threads(device: str) -> None:
+    """One torch thread on the CPU: the numba kernels parallelise the heavy work, torch's ops are small.
+
+    torch's OpenMP barriers made a step 15x slower whenever another process held a core (measured: 100
+    steps took 7 s with one torch thread and 106 s with two, beside one busy process on two cores).
+    """
+    if device == "cpu":
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def select_renderer(device: str) -> Renderer:
     """The backend for a resolved device: gsplat on ``cuda``, the pure-PyTorch rasteriser on ``cpu``."""
     if device == "cuda":

@@ -91,6 +91,7 @@ def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,
     Raises:
         StageError: bad hyperparameters or input; the message is the job's failure reason.
     """
+    from spaceport.train.backend import configure_threads
     from spaceport.train.data import load_scene
     from spaceport.train.model import to_cloud
     from spaceport.train.progress import logger as progress_logger
@@ -98,13 +99,7 @@ def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,
 
     config = build_config(read_hyperparameters(paths.hyperparameters_file) | (overrides or {}))
     logger.info("config: %s", config.to_dict())
-    if config.device == "cpu":
-        import torch
-
-        # The numba kernels parallelise the heavy work; torch's own ops here are small, and its OpenMP
-        # barriers made a step 15x slower whenever another process held a core (measured: 100 steps,
-        # 7 s with one torch thread, 106 s with two, beside one busy process on two cores).
-        torch.set_num_threads(1)
+    configure_threads(config.device)
     seconds: dict[str, float] = {}
     begin_output(paths.model_dir)
     with timed(seconds, "load"):
