@@ -1,1 +1,1 @@
-"""The bundled synthetic sample scene: photos from a drone orbit plus their exact camera poses."""
+"""Synthetic sample scenes: photos in one of several capture layouts plus their exact camera poses."""

@@ -1,4 +1,4 @@
-"""``spaceport sample-scene OUT``: render the synthetic sample scene (photos + ground_truth.json)."""
+"""``spaceport sample-scene OUT``: render a synthetic sample scene (photos + ground_truth.json)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,18 @@ from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from spaceport.scene.generator import SceneConfig
+    from spaceport.scene.generator import LAYOUTS, SceneConfig
 
     defaults = SceneConfig()
+    # No argparse `choices` for the layout: an unknown one fails in SceneConfig, which names the valid ones
+    # and exits 2 through the same path as every other impossible scene.
+    layout_images = ", ".join(f"{name} {layout.defaults.images}" for name, layout in LAYOUTS.items())
     parser.add_argument("out", type=Path, help="output folder (photos go to OUT/images)")
-    parser.add_argument("--images", type=int, default=defaults.images, help="photos on the orbit")
+    parser.add_argument("--layout", default=defaults.layout, help=f"capture layout: {', '.join(LAYOUTS)}")
+    parser.add_argument("--images", type=int, help=f"photos in the capture (default per layout: {layout_images})")
     parser.add_argument("--width", type=int, default=defaults.width)
     parser.add_argument("--height", type=int, default=defaults.height)
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="texture and orbit seed")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="texture and camera path seed")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -22,7 +26,9 @@ def run(args: argparse.Namespace) -> int:
     from spaceport.scene.generator import SceneConfig, render_sample_scene
 
     try:
-        config = SceneConfig(images=args.images, width=args.width, height=args.height, seed=args.seed)
+        config = SceneConfig(
+            images=args.images, width=args.width, height=args.height, seed=args.seed, layout=args.layout
+        )
         scene = render_sample_scene(args.out, config)
     except ValueError as error:
         print(f"spaceport sample-scene: {error}")

@@ -1,9 +1,17 @@
-"""A small, photo-like synthetic scene rendered from a drone orbit, with exact camera poses.
+"""Small, photo-like synthetic scenes with exact camera poses, in one of several capture layouts.
 
 The scene is ray cast in pure numpy with analytic intersections: a textured ground disc, a handful of
-boxes, spheres and cylinders with solid (3D) procedural textures, a sky gradient, a sun with hard
-shadows plus sky ambient, and supersampling. Solid textures are a function of the world position only,
-so every photo sees the same surface detail from a new angle, which is what SIFT needs to match them.
+boxes, spheres and cylinders with solid (3D) procedural textures, a sky gradient (or a textured backdrop
+wall around the scene), a sun with hard shadows plus sky ambient, and supersampling. Solid textures are a
+function of the world position only, so every photo sees the same surface detail from a new angle, which
+is what SIFT needs to match them.
+
+Layouts (``SceneConfig.layout``), so benchmarks can measure on captures unlike the default one:
+
+- ``orbit``: one drone orbit around boxes, spheres and cylinders (the bundled sample scene).
+- ``drone``: a drone double orbit, a high, wide ring looking steeply down and a low, close one.
+- ``facade``: a one-sided walk along a brick facade with windows; nothing is seen from behind.
+- ``object``: a close orbit around one object on a pedestal, inside a textured backdrop wall.
 
 World frame: z up, the ground is ``z = 0``. Poses follow COLMAP / OpenCV: ``x_cam = R x_world + t`` with
 the camera looking along +z, x to the right and y down.
@@ -13,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,29 +47,56 @@ GROUND_RADIUS = 14.0
 class SceneConfig:
     """What to render.
 
+    Fields left at None take the layout's default (see ``LAYOUTS``), so ``SceneConfig(layout="drone")``
+    is a complete capture; after construction only the orbit fields of the facade layout stay None.
+
     Attributes:
-        images: photos on the orbit.
+        images: photos in the capture (orbit 32, drone 36, facade 32, object 32).
         width: image width in pixels.
         height: image height in pixels.
-        seed: drives the procedural textures and the height wobble of the orbit.
+        seed: drives the procedural textures and the wobble of the camera path.
         horizontal_fov_deg: horizontal field of view of the pinhole camera.
-        orbit_radius: distance of the camera from the scene centre's vertical axis.
-        orbit_height: mean camera height above the ground.
+        orbit_radius: distance of the camera from the scene centre's vertical axis (drone: of the low ring;
+            the high ring is ``DRONE_HIGH_RING_SCALE`` times wider and higher). The facade walk has none.
+        orbit_height: mean camera height above the ground (drone: of the low ring).
         height_variation: amplitude of the camera's height wobble around the orbit.
         supersampling: samples per pixel along each axis (anti-aliasing).
         jpeg_quality: JPEG quality of the written photos.
+        layout: the capture layout, one of ``LAYOUTS``: "orbit", "drone", "facade" or "object".
     """
 
-    images: int = 32
+    images: int | None = None
     width: int = 320
     height: int = 240
     seed: int = 7
     horizontal_fov_deg: float = 60.0
-    orbit_radius: float = 6.0
-    orbit_height: float = 3.2
-    height_variation: float = 0.4
+    orbit_radius: float | None = None
+    orbit_height: float | None = None
+    height_variation: float | None = None
     supersampling: int = 2
     jpeg_quality: int = 92
+    # Last, so positional construction and the key order of ground_truth.json's "config" stay as they were.
+    layout: str = "orbit"
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {self.layout!r}; valid layouts: {', '.join(LAYOUTS)}")
+        for name, default in asdict(LAYOUTS[self.layout].defaults).items():
+            if getattr(self, name) is None:
+                # A frozen dataclass is filled in this way, once, while it is being constructed.
+                object.__setattr__(self, name, default)
+            elif default is None:
+                raise ValueError(f"the {self.layout} layout has no {name}; leave it unset")
+
+
+@dataclass(frozen=True)
+class LayoutDefaults:
+    """What a layout puts in ``SceneConfig`` fields left at None (None here: the layout has no such thing)."""
+
+    images: int
+    orbit_radius: float | None
+    orbit_height: float | None
+    height_variation: float | None
 
 
 @dataclass
@@ -152,6 +188,11 @@ class NoiseField:
                     result += wx * wy * wz * t[x, y, z]
         return result
 
+    def cell_values(self, column: np.ndarray, row: np.ndarray) -> np.ndarray:
+        """One value in [0, 1) per integer cell: a per-brick or per-window random draw, without smoothing."""
+        size = self.TABLE_2D
+        return self.table_2d[column.astype(np.int64) % size, row.astype(np.int64) % size]
+
     def fbm_2d(self, xy: np.ndarray, base_frequency: float, octaves: int) -> np.ndarray:
         """Fractal noise in [0, 1] on the plane: each octave doubles the frequency and halves the weight."""
         total = np.zeros(len(xy), dtype=np.float32)
@@ -192,6 +233,8 @@ class Material:
 
 def shade_material(material: Material, points: np.ndarray, noise: NoiseField) -> np.ndarray:
     """Albedo (N, 3) of a material at world points."""
+    if material.pattern == "facade":
+        return facade_albedo(material, points, noise)
     grain = noise.fbm_3d(points, material.noise_frequency, octaves=5)
     if material.pattern == "stripes":
         mix = 0.5 + 0.5 * np.sin(points[:, 2] * material.scale * 2 * np.pi + 3 * grain)
@@ -226,6 +269,82 @@ def ground_albedo(points: np.ndarray, noise: NoiseField) -> np.ndarray:
     albedo = albedo * (1 - 0.6 * dark) + 0.35 * light
     # Speckle contrast is what SIFT locks onto on the ground; keep it strong.
     return np.clip(albedo * (0.65 + 0.7 * speckle[:, None]), 0, 1)
+
+
+# A facade's grid, in world units: running-bond bricks, and one window per bay and storey.
+BRICK_LENGTH, BRICK_HEIGHT, MORTAR_WIDTH = 0.42, 0.16, 0.03
+BAY_WIDTH, STOREY_HEIGHT = 2.8, 2.2
+WINDOW_WIDTH, WINDOW_HEIGHT, WINDOW_SILL, FRAME_WIDTH = 1.2, 1.3, 0.8, 0.09
+GLASS_COLOUR = np.array([0.10, 0.14, 0.20], dtype=np.float32)
+CURTAIN_COLOUR = np.array([0.75, 0.62, 0.45], dtype=np.float32)
+
+
+def facade_albedo(material: Material, points: np.ndarray, noise: NoiseField) -> np.ndarray:
+    """A brick facade (``colour_a`` bricks) with framed windows (``colour_b`` frames) on a wall facing -y.
+
+    Every brick and every window draws its own shade, so the regular grid never repeats exactly: SIFT
+    needs each patch of wall to look unlike the next one, or neighbouring photos match the wrong bricks.
+    """
+    along, up = points[:, 0], points[:, 2]
+    albedo = brick_albedo(material, along, up, noise)
+    frame, glass = window_masks(along, up)
+    trim = noise.fbm_2d(points[frame][:, [0, 2]], 6.0, octaves=2)[:, None]
+    albedo[frame] = np.asarray(material.colour_b, np.float32) * (0.85 + 0.15 * trim)
+    albedo[glass] = window_glass_albedo(along[glass], up[glass], noise)
+    # Weathering: broad stains darken the wall unevenly, as on a real one.
+    grime = noise.fbm_2d(np.stack([along, up], axis=1) + 900.0, 0.6, octaves=3)
+    return np.clip(albedo * (0.7 + 0.5 * grime[:, None]), 0, 1)
+
+
+def brick_albedo(material: Material, along: np.ndarray, up: np.ndarray, noise: NoiseField) -> np.ndarray:
+    """Bricks in running bond (each course shifted half a brick), each its own shade, in light mortar."""
+    row = np.floor(up / BRICK_HEIGHT)
+    course = along / BRICK_LENGTH + 0.5 * (row % 2)
+    column = np.floor(course)
+    shade = noise.cell_values(column, row)[:, None]
+    warmth = noise.cell_values(column + 211, row + 97)[:, None]
+    grain = noise.fbm_2d(np.stack([along, up], axis=1) + 50.0, 9.0, octaves=3)[:, None]
+    brick = np.asarray(material.colour_a, np.float32) * (0.5 + 0.9 * shade) * (0.7 + 0.6 * grain)
+    brick = brick * np.array([1.0, 0.85, 0.7], dtype=np.float32) ** (warmth - 0.5)
+    mortar = np.array([0.78, 0.76, 0.7], dtype=np.float32) * (0.8 + 0.4 * grain)
+    in_mortar = ((up - row * BRICK_HEIGHT) < MORTAR_WIDTH) | ((course - column) * BRICK_LENGTH < MORTAR_WIDTH)
+    return np.where(in_mortar[:, None], mortar, brick).astype(np.float32)
+
+
+def window_masks(along: np.ndarray, up: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Frame and glass masks: one window per bay and storey, a cross of glazing bars inside its frame."""
+    x = np.mod(along, BAY_WIDTH) - BAY_WIDTH / 2
+    z = np.mod(up, STOREY_HEIGHT) - WINDOW_SILL
+    opening = (np.abs(x) < WINDOW_WIDTH / 2) & (z > 0) & (z < WINDOW_HEIGHT)
+    pane = (np.abs(x) < WINDOW_WIDTH / 2 - FRAME_WIDTH) & (z > FRAME_WIDTH) & (z < WINDOW_HEIGHT - FRAME_WIDTH)
+    glazing_bar = (np.abs(x) < FRAME_WIDTH / 3) | (np.abs(z - 0.62 * WINDOW_HEIGHT) < FRAME_WIDTH / 3)
+    glass = pane & ~glazing_bar
+    return opening & ~glass, glass
+
+
+def window_glass_albedo(along: np.ndarray, up: np.ndarray, noise: NoiseField) -> np.ndarray:
+    """Dark glass with blotchy reflections; some windows have curtains (folds), drawn per window."""
+    bay, storey = np.floor(along / BAY_WIDTH), np.floor(up / STOREY_HEIGHT)
+    curtained = (noise.cell_values(bay + 401, storey + 13) > 0.5)[:, None]
+    reflection = noise.fbm_2d(np.stack([along, up], axis=1) * np.array([0.7, 1.4]) + 400.0, 2.0, octaves=3)
+    glass = GLASS_COLOUR + 0.35 * (reflection[:, None] - 0.3)
+    folds = 0.6 + 0.4 * np.sin(along * 2 * np.pi * 7.0 + 3 * reflection)[:, None]
+    return np.clip(np.where(curtained, CURTAIN_COLOUR * folds, glass), 0, 1).astype(np.float32)
+
+
+def backdrop_albedo(points: np.ndarray, noise: NoiseField) -> np.ndarray:
+    """A rough painted wall: broad warm and cool patches, blob-like stains a few pixels across, speckle."""
+    tint = np.clip((noise.fbm_3d(points, 0.5, octaves=2) - 0.4) * 4, 0, 1)[:, None]
+    warm = np.array([0.78, 0.56, 0.34], dtype=np.float32)
+    cool = np.array([0.3, 0.52, 0.6], dtype=np.float32)
+    albedo = warm * (1 - tint) + cool * tint
+    # Blobs, as on the ground: difference-of-Gaussians detects them best and matches them most reliably.
+    blobs = noise.fbm_3d(points + 40.0, 3.0, octaves=2)
+    dark = np.clip((blobs - 0.6) * 8, 0, 1)[:, None]
+    light = np.clip((0.4 - blobs) * 8, 0, 1)[:, None]
+    albedo = albedo * (1 - 0.65 * dark) + 0.3 * light
+    speckle = noise.fbm_3d(points + 90.0, 14.0, octaves=2)[:, None]
+    return np.clip(albedo * (0.6 + 0.8 * speckle), 0, 1).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -345,8 +464,40 @@ def bounding_sphere_hits(objects: list, origins: np.ndarray, directions: np.ndar
     return (b * b - c >= 0) & ((b < 0) | (c < 0))
 
 
-def build_objects() -> list[Box | Sphere | Cylinder]:
-    """The fixed layout of the sample scene (the seed changes textures, never what stands where)."""
+@dataclass(frozen=True)
+class BackdropWall:
+    """The inside of an upright cylinder around the scene's vertical axis: a background at one distinct depth.
+
+    Not an object: it casts no shadows (the sun shines over it) and is hit only from inside.
+    """
+
+    radius: float
+    height: float
+
+    def intersect(self, origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
+        """Distance to the wall along each ray from inside (inf above or below it)."""
+        a = directions[:, 0] ** 2 + directions[:, 1] ** 2
+        b = origins[:, 0] * directions[:, 0] + origins[:, 1] * directions[:, 1]
+        c = origins[:, 0] ** 2 + origins[:, 1] ** 2 - self.radius**2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # The far root: from inside the cylinder, the near one lies behind the ray's origin.
+            t = (-b + np.sqrt(np.maximum(b * b - a * c, 0))) / a
+        z = origins[:, 2] + t * directions[:, 2]
+        inside = (a > 1e-12) & (t > 1e-4) & (z >= 0) & (z <= self.height)
+        return np.where(inside, t, np.inf)
+
+    def normals(self, points: np.ndarray) -> np.ndarray:
+        """Unit normals facing the scene (inwards) at points on the wall."""
+        return np.stack([-points[:, 0], -points[:, 1], np.zeros(len(points))], axis=1) / self.radius
+
+
+def build_objects(layout: str = "orbit") -> list[Box | Sphere | Cylinder]:
+    """What stands where in a layout (the seed changes textures, never the objects)."""
+    return LAYOUTS[layout].objects()
+
+
+def orbit_objects() -> list[Box | Sphere | Cylinder]:
+    """The sample scene: boxes, spheres and cylinders within about 2.5 units of the centre."""
     return [
         Box((1.3, 0.9, 0.5), (0.55, 0.4, 0.5), 20, Material((0.75, 0.25, 0.15), (0.95, 0.8, 0.55), "checker", 3.0)),
         Box((1.3, 0.9, 1.2), (0.25, 0.25, 0.2), -15, Material((0.15, 0.35, 0.7), (0.85, 0.9, 0.95), "stripes", 6.0)),
@@ -358,6 +509,65 @@ def build_objects() -> list[Box | Sphere | Cylinder]:
         Cylinder(-2.3, 0.4, 0.25, 0.9, Material((0.25, 0.25, 0.3), (0.7, 0.75, 0.8), "rings", 6.0)),
         Cylinder(2.4, -0.8, 0.3, 0.6, Material((0.6, 0.15, 0.2), (0.95, 0.9, 0.85), "noise", 1.0, 6.0)),
     ]
+
+
+def drone_objects() -> list[Box | Sphere | Cylinder]:
+    """A few boxes and spheres spread over about 6 units, for a double orbit to look down on."""
+    return [
+        Box((0.0, 0.0, 0.6), (0.9, 0.6, 0.6), 10, Material((0.7, 0.3, 0.2), (0.95, 0.85, 0.6), "checker", 3.0)),
+        Box((2.3, 1.6, 0.4), (0.5, 0.8, 0.4), -25, Material((0.2, 0.4, 0.7), (0.9, 0.9, 0.85), "stripes", 5.0)),
+        Box((-2.2, -1.7, 0.3), (0.7, 0.4, 0.3), 40, Material((0.3, 0.55, 0.25), (0.85, 0.8, 0.3), "noise", 1.0, 7.0)),
+        Box((1.6, -2.4, 0.5), (0.35, 0.35, 0.5), 5, Material((0.55, 0.5, 0.45), (0.15, 0.15, 0.2), "checker", 4.0)),
+        Sphere((-1.9, 1.7, 0.7), 0.7, Material((0.85, 0.7, 0.2), (0.3, 0.1, 0.4), "rings", 3.0)),
+        Sphere((2.6, -0.6, 0.45), 0.45, Material((0.9, 0.9, 0.9), (0.1, 0.3, 0.55), "checker", 5.0)),
+        Sphere((-0.4, 2.7, 0.35), 0.35, Material((0.8, 0.3, 0.3), (0.95, 0.9, 0.6), "stripes", 6.0)),
+    ]
+
+
+# The facade's front face lies in the plane y = FACADE_FRONT_Y and faces -y, where the camera walks.
+FACADE_FRONT_Y = 4.0
+FACADE_HALF_LENGTH = 12.0
+FACADE_HEIGHT = 4.4
+
+
+def facade_objects() -> list[Box | Sphere | Cylinder]:
+    """A long brick wall with windows, and street furniture in front of it (bench, planter, bollard, bush)."""
+    wall = Box((0.0, FACADE_FRONT_Y + 0.4, FACADE_HEIGHT / 2), (FACADE_HALF_LENGTH, 0.4, FACADE_HEIGHT / 2), 0,
+               Material((0.62, 0.28, 0.18), (0.88, 0.86, 0.8), "facade", 1.0))  # fmt: skip
+    return [
+        wall,
+        Box((-2.0, 3.2, 0.25), (1.0, 0.25, 0.25), 0, Material((0.45, 0.3, 0.15), (0.75, 0.55, 0.3), "stripes", 8.0)),
+        Cylinder(2.4, 2.6, 0.45, 0.8, Material((0.5, 0.5, 0.52), (0.2, 0.22, 0.25), "rings", 6.0)),
+        Cylinder(-5.2, 1.8, 0.18, 1.0, Material((0.2, 0.2, 0.25), (0.85, 0.75, 0.2), "stripes", 5.0)),
+        Sphere((5.4, 3.1, 0.55), 0.55, Material((0.15, 0.4, 0.12), (0.5, 0.7, 0.25), "noise", 1.0, 9.0)),
+        Box((0.8, 3.5, 0.3), (0.3, 0.3, 0.3), 25, Material((0.7, 0.6, 0.4), (0.35, 0.25, 0.15), "checker", 6.0)),
+    ]
+
+
+# The single object of the object layout, its centre (what the cameras look at) and the wall around it.
+OBJECT_TARGET = np.array([0.0, 0.0, 0.6])
+OBJECT_BACKDROP = BackdropWall(radius=6.0, height=3.5)
+
+
+def single_object() -> list[Box | Sphere | Cylinder]:
+    """A checkered sphere on a stone pedestal, 1.2 units tall: detail on every side, for a close orbit."""
+    return [
+        Box((0.0, 0.0, 0.25), (0.3, 0.3, 0.25), 15, Material((0.55, 0.5, 0.45), (0.15, 0.15, 0.2), "noise", 1.0, 9.0)),
+        Sphere((0.0, 0.0, 0.85), 0.35, Material((0.9, 0.75, 0.2), (0.2, 0.25, 0.6), "checker", 6.0, 6.0)),
+    ]
+
+
+@dataclass(frozen=True)
+class World:
+    """Everything a layout puts in front of its cameras besides the ground and the sky."""
+
+    objects: list[Box | Sphere | Cylinder]
+    backdrop: BackdropWall | None = None
+
+
+def build_world(layout: str) -> World:
+    """The objects and backdrop of a layout (``LAYOUTS``)."""
+    return World(build_objects(layout), LAYOUTS[layout].backdrop)
 
 
 def intersect_ground(origins: np.ndarray, directions: np.ndarray) -> np.ndarray:
@@ -384,19 +594,133 @@ def look_at(center: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndar
     return rotation, -rotation @ center
 
 
+def poses_looking_at(centers: np.ndarray, targets: np.ndarray) -> list[CameraPose]:
+    """Named poses, in order, for cameras at ``centers`` (N, 3) each looking at its target ((N, 3) or (3,))."""
+    poses = []
+    for index, (center, target) in enumerate(zip(centers, np.broadcast_to(targets, centers.shape), strict=True)):
+        rotation, translation = look_at(center, target)
+        poses.append(CameraPose(f"frame_{index:03d}.jpg", rotation.tolist(), translation.tolist(), center.tolist()))
+    return poses
+
+
+def ring_centers(count: int, radius: float, height: float, height_variation: float, phase: float,
+                 angle_offset: float = 0.0) -> np.ndarray:  # fmt: skip
+    """(count, 3) camera centres evenly spaced on a circle, their height wobbling three times per turn."""
+    centers = []
+    for index in range(count):
+        angle = 2 * np.pi * index / count + angle_offset
+        z = height + height_variation * math.sin(3 * angle + phase)
+        centers.append([radius * math.cos(angle), radius * math.sin(angle), z])
+    return np.array(centers, dtype=np.float64).reshape(-1, 3)
+
+
 def orbit_poses(config: SceneConfig) -> list[CameraPose]:
     """Camera poses on a circle around the scene, with a gentle height wobble, all looking at its centre."""
     rng = np.random.default_rng(config.seed)
     phase = rng.uniform(0, 2 * np.pi)
-    target = np.array([0.0, 0.0, 0.5])
-    poses = []
-    for index in range(config.images):
-        angle = 2 * np.pi * index / config.images
-        height = config.orbit_height + config.height_variation * math.sin(3 * angle + phase)
-        center = np.array([config.orbit_radius * math.cos(angle), config.orbit_radius * math.sin(angle), height])
-        rotation, translation = look_at(center, target)
-        poses.append(CameraPose(f"frame_{index:03d}.jpg", rotation.tolist(), translation.tolist(), center.tolist()))
-    return poses
+    centers = ring_centers(config.images, config.orbit_radius, config.orbit_height, config.height_variation, phase)
+    return poses_looking_at(centers, np.array([0.0, 0.0, 0.5]))
+
+
+# The drone's high ring, relative to its low ring: wider and much higher, so it looks down more steeply.
+DRONE_HIGH_RING_SCALE = (1.5, 2.4)  # (radius, height)
+DRONE_TARGET = np.array([0.0, 0.0, 0.4])
+
+
+def drone_poses(config: SceneConfig) -> list[CameraPose]:
+    """A drone double orbit: first the high, wide ring (half the photos), then the low, close one.
+
+    The low ring is turned by half a step, so its photos fall between the high ring's, which gives the
+    matcher views of every direction at two distances and pitches.
+    """
+    rng = np.random.default_rng(config.seed)
+    high_phase, low_phase = rng.uniform(0, 2 * np.pi, size=2)
+    high_count = config.images // 2
+    low_count = config.images - high_count
+    radius_scale, height_scale = DRONE_HIGH_RING_SCALE
+    high = ring_centers(high_count, config.orbit_radius * radius_scale, config.orbit_height * height_scale,
+                        config.height_variation, high_phase)  # fmt: skip
+    low = ring_centers(low_count, config.orbit_radius, config.orbit_height, config.height_variation, low_phase,
+                       angle_offset=np.pi / low_count)  # fmt: skip
+    return poses_looking_at(np.concatenate([high, low]), DRONE_TARGET)
+
+
+@dataclass(frozen=True)
+class FacadeWalk:
+    """A walk along the facade, in world units.
+
+    Attributes:
+        length: from the first photo to the last, along the wall (x).
+        distance: of the walk's ends from the wall's front face.
+        bow: how much closer to the wall the middle of the walk comes (a gently curved pavement).
+        camera_height: mean eye height above the ground.
+        height_variation: amplitude of the camera's bobbing up and down along the walk.
+        look_height: where on the wall the cameras aim: below eye level, so the ground shows too.
+        yaw_variation_deg: amplitude of the camera's turn left and right of facing the wall.
+    """
+
+    length: float = 12.0
+    distance: float = 5.5
+    bow: float = 0.8
+    camera_height: float = 1.7
+    height_variation: float = 0.2
+    look_height: float = 1.2
+    yaw_variation_deg: float = 6.0
+
+
+FACADE_WALK = FacadeWalk()
+
+
+def facade_poses(config: SceneConfig) -> list[CameraPose]:
+    """Photos along a gently curved walk in front of the facade, each turned a little left or right of it."""
+    walk = FACADE_WALK
+    rng = np.random.default_rng(config.seed)
+    yaw_phase, height_phase = rng.uniform(0, 2 * np.pi, size=2)
+    progress = np.linspace(0.0, 1.0, config.images) if config.images > 1 else np.array([0.5])
+    x = walk.length * (progress - 0.5)
+    wall_distance = walk.distance - walk.bow * (1 - (2 * progress - 1) ** 2)
+    z = walk.camera_height + walk.height_variation * np.sin(2 * np.pi * 3 * progress + height_phase)
+    centers = np.stack([x, FACADE_FRONT_Y - wall_distance, z], axis=1)
+    yaw = np.radians(walk.yaw_variation_deg) * np.sin(2 * np.pi * 2.5 * progress + yaw_phase)
+    targets = np.stack([x + wall_distance * np.tan(yaw), np.full_like(x, FACADE_FRONT_Y),
+                        np.full_like(x, walk.look_height)], axis=1)  # fmt: skip
+    return poses_looking_at(centers, targets)
+
+
+def object_poses(config: SceneConfig) -> list[CameraPose]:
+    """A close orbit around the single object, looking at its centre, the backdrop wall behind it."""
+    rng = np.random.default_rng(config.seed)
+    phase = rng.uniform(0, 2 * np.pi)
+    centers = ring_centers(config.images, config.orbit_radius, config.orbit_height, config.height_variation, phase)
+    return poses_looking_at(centers, OBJECT_TARGET)
+
+
+def camera_poses(config: SceneConfig) -> list[CameraPose]:
+    """The config's layout's camera poses, in photo order."""
+    return LAYOUTS[config.layout].poses(config)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A capture layout: its config defaults, what stands in its world and where its cameras go."""
+
+    defaults: LayoutDefaults
+    objects: Callable[[], list[Box | Sphere | Cylinder]]
+    poses: Callable[[SceneConfig], list[CameraPose]]
+    backdrop: BackdropWall | None = None
+
+
+LAYOUTS: dict[str, Layout] = {
+    "orbit": Layout(LayoutDefaults(images=32, orbit_radius=6.0, orbit_height=3.2, height_variation=0.4),
+                    orbit_objects, orbit_poses),
+    # The low ring; the high one is DRONE_HIGH_RING_SCALE times wider and higher (7.5 units out, 5.8 up).
+    "drone": Layout(LayoutDefaults(images=36, orbit_radius=5.0, orbit_height=2.4, height_variation=0.15),
+                    drone_objects, drone_poses),
+    "facade": Layout(LayoutDefaults(images=32, orbit_radius=None, orbit_height=None, height_variation=None),
+                     facade_objects, facade_poses),
+    "object": Layout(LayoutDefaults(images=32, orbit_radius=2.6, orbit_height=1.4, height_variation=0.2),
+                     single_object, object_poses, OBJECT_BACKDROP),
+}  # fmt: skip
 
 
 def focal_length_px(config: SceneConfig) -> float:
@@ -453,40 +777,51 @@ def in_shadow(points: np.ndarray, normals: np.ndarray, objects: list) -> np.ndar
     return blocker >= 0
 
 
-def trace(origins: np.ndarray, directions: np.ndarray, objects: list, noise: NoiseField) -> np.ndarray:
+def trace(origins: np.ndarray, directions: np.ndarray, world: World, noise: NoiseField) -> np.ndarray:
     """Linear RGB (N, 3) seen along each ray."""
     t_ground = intersect_ground(origins, directions)
-    t_hit, object_id, normal = nearest_object_hits(objects, origins, directions, t_ground)
-    ground = (object_id < 0) & np.isfinite(t_ground)
+    t_backdrop = world.backdrop.intersect(origins, directions) if world.backdrop else np.full(len(origins), np.inf)
+    t_surface = np.minimum(t_ground, t_backdrop)
+    t_hit, object_id, normal = nearest_object_hits(world.objects, origins, directions, t_surface)
+    on_backdrop = (object_id < 0) & (t_backdrop < t_ground)
+    ground = (object_id < 0) & np.isfinite(t_ground) & ~on_backdrop
     normal[ground] = (0.0, 0.0, 1.0)
     colour = sky_colour(directions).astype(np.float32)
     hit = np.isfinite(t_hit)
     points = origins + directions * np.where(hit, t_hit, 0)[:, None]
     albedo = np.zeros_like(colour)
     albedo[ground] = ground_albedo(points[ground], noise)
-    for index, obj in enumerate(objects):
+    if world.backdrop is not None:
+        normal[on_backdrop] = world.backdrop.normals(points[on_backdrop])
+        albedo[on_backdrop] = backdrop_albedo(points[on_backdrop], noise)
+    for index, obj in enumerate(world.objects):
         mask = object_id == index
         if mask.any():
             albedo[mask] = shade_material(obj.material, points[mask], noise)
-    normal_hit = normal[hit]
-    lambert = np.clip(normal_hit @ SUN_DIRECTION, 0, 1).astype(np.float32)
-    lit = ~in_shadow(points[hit], normal_hit, objects)
-    # Sky light comes mostly from above: surfaces facing up get more ambient than vertical ones.
-    ambient = AMBIENT_COLOUR * (0.75 + 0.25 * normal_hit[:, 2:3]).astype(np.float32)
-    light = ambient + SUN_COLOUR * (lambert * lit)[:, None]
-    surface_colour = albedo[hit] * light
-    # Aerial perspective: far ground fades into the horizon haze (also hides aliasing at grazing angles).
-    haze = (1 - np.exp(-np.maximum(t_hit[hit] - 8.0, 0) / 16.0))[:, None].astype(np.float32)
-    colour[hit] = surface_colour * (1 - haze) + colour[hit] * haze
+    colour[hit] = lit_surface_colour(albedo[hit], normal[hit], points[hit], t_hit[hit], colour[hit], world.objects)
     return colour
 
 
+def lit_surface_colour(albedo: np.ndarray, normals: np.ndarray, points: np.ndarray, distances: np.ndarray,
+                       sky: np.ndarray, objects: list) -> np.ndarray:  # fmt: skip
+    """Linear RGB of surface points: sun (unless shadowed) plus sky ambient, fading into the sky with distance."""
+    lambert = np.clip(normals @ SUN_DIRECTION, 0, 1).astype(np.float32)
+    lit = ~in_shadow(points, normals, objects)
+    # Sky light comes mostly from above: surfaces facing up get more ambient than vertical ones.
+    ambient = AMBIENT_COLOUR * (0.75 + 0.25 * normals[:, 2:3]).astype(np.float32)
+    light = ambient + SUN_COLOUR * (lambert * lit)[:, None]
+    surface_colour = albedo * light
+    # Aerial perspective: far ground fades into the horizon haze (also hides aliasing at grazing angles).
+    haze = (1 - np.exp(-np.maximum(distances - 8.0, 0) / 16.0))[:, None].astype(np.float32)
+    return surface_colour * (1 - haze) + sky * haze
+
+
 def render_image(
-    config: SceneConfig, pose: CameraPose, objects: list, noise: NoiseField, camera_rays: np.ndarray
+    config: SceneConfig, pose: CameraPose, world: World, noise: NoiseField, camera_rays: np.ndarray
 ) -> Image.Image:
     directions = camera_rays @ np.asarray(pose.rotation)  # R^T d, for row vectors
     origins = np.broadcast_to(np.asarray(pose.center), directions.shape)
-    linear = trace(origins, directions, objects, noise)
+    linear = trace(origins, directions, world, noise)
     ss = config.supersampling
     # Box-filter the supersamples, then encode to sRGB-like gamma.
     linear = linear.reshape(config.height, ss, config.width, ss, 3).mean(axis=(1, 3))
@@ -509,7 +844,7 @@ def camera_exif(config: SceneConfig) -> Image.Exif:
 
 
 def render_sample_scene(out_dir: Path, config: SceneConfig | None = None) -> SampleScene:
-    """Render the sample scene's photos and write its ground truth.
+    """Render a sample scene's photos (in the config's layout) and write its ground truth.
 
     Writes ``out_dir/images/frame_000.jpg ...`` (JPEG with EXIF focal length, Make and Model) and
     ``out_dir/ground_truth.json`` (intrinsics and, per photo, the world-to-camera rotation and
@@ -518,7 +853,7 @@ def render_sample_scene(out_dir: Path, config: SceneConfig | None = None) -> Sam
 
     Args:
         out_dir: folder to write into (created if missing).
-        config: what to render; the defaults give 32 photos of 320x240.
+        config: what to render; the defaults give the orbit layout's 32 photos of 320x240.
 
     Returns:
         The scene's paths and ground truth.
@@ -529,13 +864,13 @@ def render_sample_scene(out_dir: Path, config: SceneConfig | None = None) -> Sam
     out_dir = Path(out_dir)
     images_dir = out_dir / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
-    objects = build_objects()
+    world = build_world(config.layout)
     noise = NoiseField(config.seed)
-    poses = orbit_poses(config)
+    poses = camera_poses(config)
     exif = camera_exif(config)
     rays = camera_directions(config)
     for pose in poses:
-        image = render_image(config, pose, objects, noise, rays)
+        image = render_image(config, pose, world, noise, rays)
         image.save(images_dir / pose.name, quality=config.jpeg_quality, exif=exif, subsampling=0)
     scene = SampleScene(out_dir, images_dir, out_dir / "ground_truth.json", config.width, config.height,
                         focal_length_px(config), poses)  # fmt: skip
