@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TOOLS_VENV := .tools
 DEMO_DIR ?= demo-output
 
-.PHONY: setup setup-node setup-tools test test-fast lint lint-cloud demo bench clean
+.PHONY: setup setup-node setup-tools test test-fast lint lint-cloud demo bench gpu-bundle gpu-check clean
 
 setup: $(STAMP) node_modules/.installed src/spaceport/viewer/static/playcanvas.min.mjs
 
@@ -36,8 +36,8 @@ test-fast: setup
 	$(BIN)/pytest -q -m "not slow"
 
 lint: setup
-	$(BIN)/ruff check src tests benchmarks functions
-	$(BIN)/ruff format --check src tests benchmarks functions
+	$(BIN)/ruff check src tests benchmarks functions containers
+	$(BIN)/ruff format --check src tests benchmarks functions containers
 
 demo: setup
 	$(BIN)/spaceport sample-scene $(DEMO_DIR)/sample-photos
@@ -69,5 +69,28 @@ lint-cloud: setup-tools
 bench: setup
 	$(BIN)/python -m benchmarks
 
+# The GPU check (benchmarks/gpu_check.py). `make gpu-bundle`, here with PyPI, packs into .gpu-bundle/ what a GPU
+# machine without internet lacks: CPython 3.12 x86-64 wheels of benchmarks/gpu_bundle.txt, gsplat's sdist and the
+# viewer's engine. pip matches manylinux tags exactly, hence the list. `make gpu-check` runs there, with its own
+# python3 and torch: it installs the bundle offline, builds gsplat, runs the CUDA tests and trains the sample.
+GPU_BUNDLE := .gpu-bundle
+GSPLAT_VERSION := 1.5.3
+GPU_PLATFORMS := $(foreach n,28 27 26 25 24 23 22 21 20 19 18 17,--platform manylinux_2_$(n)_x86_64) \
+	--platform manylinux2014_x86_64
+gpu-bundle: setup
+	rm -rf $(GPU_BUNDLE) && mkdir -p $(GPU_BUNDLE)
+	# gsplat's sdist as PyPI has it; BUILD_NO_CUDA=1 only lets pip read its metadata on a machine without CUDA.
+	BUILD_NO_CUDA=1 $(BIN)/pip download --quiet --no-deps --no-binary :all: --no-build-isolation \
+		-d $(GPU_BUNDLE) gsplat==$(GSPLAT_VERSION)
+	$(BIN)/pip download --quiet --only-binary=:all: --python-version 3.12 --implementation cp --abi cp312 \
+		$(GPU_PLATFORMS) -d $(GPU_BUNDLE) -r benchmarks/gpu_bundle.txt
+	# numpy (16 MB) is on the GPU machine already; the resolver fetched it for pycolmap.
+	rm -f $(GPU_BUNDLE)/numpy-*.whl
+	cp src/spaceport/viewer/static/playcanvas.min.mjs $(GPU_BUNDLE)/
+	$(BIN)/python -m benchmarks.gpu_check size --bundle $(GPU_BUNDLE) --max-mib 60
+
+gpu-check:
+	$(PYTHON) -m benchmarks.gpu_check run --bundle $(GPU_BUNDLE)
+
 clean:
-	rm -rf $(VENV) node_modules $(TOOLS_VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) node_modules $(TOOLS_VENV) $(DEMO_DIR) .pytest_cache $(GPU_BUNDLE) gpu-check-output
