@@ -29,8 +29,25 @@ src/spaceport/viewer/static/playcanvas.min.mjs: node_modules/.installed
 	mkdir -p $(@D)
 	cp node_modules/playcanvas/build/playcanvas.min.mjs $@
 
-test: setup setup-tools
+test: setup-browser setup setup-tools
 	$(BIN)/pytest -q
+
+# The viewer's browser tests drive Debian's chromium and fail without it (a skip would let a broken viewer pass).
+# As root, apt installs it; anyone else is told the one command to run, before any test starts.
+CHROMIUM := /usr/bin/chromium
+.PHONY: setup-browser
+setup-browser:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing chromium for the browser tests (apt-get)"; \
+			DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "make test needs Debian's chromium ($(CHROMIUM)) for the browser tests:" \
+				"run sudo apt-get install -y chromium, then make test" >&2; \
+			exit 1; \
+		fi; \
+	fi
 
 test-fast: setup
 	$(BIN)/pytest -q -m "not slow"

@@ -12,22 +12,46 @@ import sys
 
 from spaceport import __version__
 
+# What a user reads first: what they get from what, and the two commands that do it. Lines fit 80 columns.
+# "3 or more" is the validator's default minimum (spaceport.validation.limits; importing it here would load Pillow).
+DESCRIPTION = """\
+Turn photos of a scene into a 3D Gaussian splat that you can look around in a
+web browser, on this machine.
+
+  spaceport run PHOTOS --out DIR
+      PHOTOS: a folder or a .zip of 3 or more photos of one scene, taken from
+      different positions. Writes the splat and its viewer into DIR and prints
+      a summary. Add --preset fast for a quick first try.
+  spaceport view DIR
+      Opens the splat in DIR in your browser (served on 127.0.0.1).
+"""
+EPILOG = """\
+validate, sfm, train and compress run one part of `run` on its own; sample-scene
+renders photos to try it on. Details: spaceport COMMAND --help
+"""
+
+# In the order `spaceport --help` lists them: the two a user needs first.
 COMMANDS = {
+    "run": ("spaceport.local.command", "photos to a viewable splat on this machine"),
+    "view": ("spaceport.viewer.command", "serve a run's viewer on localhost and open it"),
     "validate": ("spaceport.validation.command", "check a folder or .zip of photos before processing"),
+    "sample-scene": ("spaceport.scene.command", "render a synthetic sample scene: photos to try `run` on"),
     "sfm": ("spaceport.sfm.command", "the sfm stage: photos to a COLMAP model (SageMaker Processing contract)"),
     "train": ("spaceport.train.command", "the train stage: COLMAP model to scene.ply (SageMaker Training contract)"),
     "compress": ("spaceport.compress.command", "compress a 3DGS PLY to PlayCanvas SOG"),
-    "run": ("spaceport.local.command", "photos to a viewable splat on this machine"),
-    "view": ("spaceport.viewer.command", "serve a run's viewer on localhost"),
-    "sample-scene": ("spaceport.scene.command", "render the bundled synthetic sample scene"),
 }
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``only``, just that command's module is imported (a command never pays for others)."""
-    parser = argparse.ArgumentParser(prog="spaceport", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="spaceport",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"spaceport {__version__}")
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    subparsers = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         subparser = subparsers.add_parser(name, help=help_text, description=help_text)
         if only in (None, name):

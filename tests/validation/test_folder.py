@@ -29,23 +29,37 @@ def test_missing_path_is_not_found(tmp_path: Path):
     assert codes(report.problems) == [Code.NOT_FOUND] and report.problems[0].path == str(missing)
 
 
-@pytest.mark.parametrize("name", ["photo.jpg", "clip.mov"])
-def test_single_file_is_not_an_input(tmp_path: Path, name: str):
-    # GIVEN one photo, or one video, given directly
-    single = tmp_path / name
-    if name.endswith(".jpg"):
-        photo(single)
-    else:
-        single.write_bytes(b"\x00\x00\x00\x14ftypqt  " + bytes(100))
+@pytest.mark.parametrize(
+    ("min_images", "code"), [(3, Code.TOO_FEW_IMAGES), (5, Code.TOO_FEW_IMAGES), (1, Code.UNSUPPORTED_FILE)]
+)
+def test_single_photo_says_what_input_is_expected(tmp_path: Path, min_images: int, code: Code):
+    # GIVEN one photo given directly, where a folder or a .zip of photos is expected
+    single = photo(tmp_path / "photo.jpg")
+
+    # WHEN validated with a minimum of 3 (the default), 5 or 1 photos
+    report = validate_path(single, Limits(min_images=min_images))
+
+    # THEN it is rejected as too few photos, like a folder holding only that photo (still unsupported when one
+    # photo would be enough: the input must be a folder or a .zip), and the message says what to give instead
+    assert not report.accepted and report.images == 0
+    assert codes(report.problems) == [code] and report.problems[0].path == str(single)
+    message = report.problems[0].message
+    assert f"a folder or a .zip of {min_images} or more photos" in message and "single photo" in message
+
+
+def test_single_video_is_told_to_extract_frames(tmp_path: Path):
+    # GIVEN one video given directly
+    single = tmp_path / "clip.mov"
+    single.write_bytes(b"\x00\x00\x00\x14ftypqt  " + bytes(100))
 
     # WHEN validated
     report = validate_path(single)
 
-    # THEN it is rejected: a folder or a .zip is needed (and a video is told to extract frames)
+    # THEN it is rejected as an unsupported file, saying what is expected and to extract still frames
     assert not report.accepted
     assert codes(report.problems) == [Code.UNSUPPORTED_FILE]
-    assert "folder or a .zip" in report.problems[0].message
-    assert ("frames" in report.problems[0].message) is name.endswith(".mov")
+    assert "a folder or a .zip of 3 or more photos" in report.problems[0].message
+    assert "frames" in report.problems[0].message
 
 
 def test_empty_folder_has_too_few_images(tmp_path: Path):

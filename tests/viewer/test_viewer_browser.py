@@ -1,6 +1,6 @@
 """The viewer page in a real browser: Debian's chromium, headless, WebGL2 on SwiftShader, driven by playwright.
 
-Needs ``apt-get install -y chromium`` (CI's .ci/run installs it) and ``make setup`` (the engine in the package
+Needs ``apt-get install -y chromium`` (``make test`` installs it) and ``make setup`` (the engine in the package
 and splat-transform in node_modules). A missing browser fails these tests: a skipped browser test would let
 a broken viewer pass CI.
 """
@@ -44,6 +44,8 @@ CAMERA_DISTANCE = 4.0
 # A COLMAP camera 4 units in front of the sphere, looking along +z with y down (R = I, t = (0, 0, 4)).
 FOCAL_Y, IMAGE_HEIGHT = 300.0, 480
 RENDER_TIMEOUT_MS = 30_000
+# The page's text and buttons over the canvas.
+TEXT_OVERLAYS = "#viewer-message, #viewer-help, #viewer-help-show"
 
 
 class Viewer:
@@ -59,7 +61,7 @@ class Viewer:
 
     def screenshot(self) -> np.ndarray:
         """The page as an (H, W, 3) uint8 array, with the text overlays hidden (they are not the render)."""
-        self.page.evaluate("document.querySelectorAll('#viewer-message, #viewer-help').forEach(e => e.hidden = true)")
+        self.page.evaluate(f"document.querySelectorAll('{TEXT_OVERLAYS}').forEach(e => e.hidden = true)")
         return np.asarray(Image.open(io.BytesIO(self.page.screenshot())).convert("RGB"))
 
     def settled_screenshot(self, attempts: int = 50) -> np.ndarray:
@@ -215,3 +217,54 @@ def test_reports_an_error_when_the_scene_is_missing(browser, tmp_path: Path) -> 
         assert state["state"] == "error"
         assert "scene.sog" in state["error"]
         assert viewer.page.locator("#viewer-message").is_visible()
+
+
+def _relative_luminance(rgb: np.ndarray) -> float:
+    """WCAG 2's relative luminance of an sRGB colour given as 0-255 values."""
+    channels = rgb / 255.0
+    linear = np.where(channels <= 0.04045, channels / 12.92, ((channels + 0.055) / 1.055) ** 2.4)
+    return float(linear @ [0.2126, 0.7152, 0.0722])
+
+
+def _contrast_ratio(first: np.ndarray, second: np.ndarray) -> float:
+    lighter, darker = sorted((_relative_luminance(first), _relative_luminance(second)), reverse=True)
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+def _css_colour(text: str) -> tuple[np.ndarray, float]:
+    """``rgb(r, g, b)`` or ``rgba(r, g, b, a)`` as computed by the browser: the colour and its alpha."""
+    values = [float(value) for value in text[text.index("(") + 1 : -1].split(",")]
+    return np.array(values[:3]), values[3] if len(values) == 4 else 1.0
+
+
+def test_help_line_is_readable_on_any_scene_and_can_be_hidden(browser, run_dir: Path) -> None:
+    # GIVEN a freshly loaded page, whose help line shows at first
+    with _open_viewer(browser, run_dir) as viewer:
+        page = viewer.page
+        help_line, show_help = page.locator("#viewer-help"), page.locator("#viewer-help-show")
+        assert help_line.is_visible() and not show_help.is_visible()
+
+        # WHEN its colours are read
+        style = page.evaluate("(({color, backgroundColor}) => ({color, backgroundColor}))"
+                              "(getComputedStyle(document.getElementById('viewer-help')))")  # fmt: skip
+        text, _ = _css_colour(style["color"])
+        backdrop, alpha = _css_colour(style["backgroundColor"])
+
+        # THEN the text sits on a backdrop of its own that keeps WCAG AA contrast (4.5:1) over the brightest and
+        # the darkest scene behind it
+        for scene in (np.array([255.0, 255.0, 255.0]), np.zeros(3)):
+            seen_backdrop = alpha * backdrop + (1 - alpha) * scene
+            assert _contrast_ratio(text, seen_backdrop) >= 4.5, (style, scene)
+
+        # WHEN the user presses H, THEN the help hides and a button to bring it back shows; H again brings it back
+        page.keyboard.press("h")
+        assert not help_line.is_visible() and show_help.is_visible()
+        page.keyboard.press("h")
+        assert help_line.is_visible() and not show_help.is_visible()
+
+        # WHEN the user clicks the help's hide button, THEN it hides; the show button brings it back
+        page.locator("#viewer-help-hide").click()
+        assert not help_line.is_visible()
+        show_help.click()
+        assert help_line.is_visible()
+        assert viewer.console_errors == []

@@ -291,6 +291,9 @@ class Progress:
     def stage_finished(self, stage: str, outcome: StageOutcome) -> None:
         """A stage ended well, or was reused."""
 
+    def close(self) -> None:
+        """The run is over, whether it succeeded or not."""
+
 
 def run_pipeline(options: RunOptions, progress: Progress | None = None) -> RunReport:
     """Run every stage, publish the outputs into DIR and write ``DIR/report.json``, on failure too."""

@@ -16,6 +16,9 @@ REPORT_FIGURES = {
         "num_gaussians",
         "psnr_test",
         "ssim_test",
+        "psnr_test_full_size",
+        "ssim_test_full_size",
+        "resolution",
         "psnr_initial",
         "test_views",
         "background",
@@ -77,15 +80,33 @@ def _format(value: Any, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
+def _test_psnr(train: dict[str, Any]) -> str:
+    """The held-out PSNR with the resolution it was measured at, e.g. ``31.52 dB at 320x240``."""
+    size = (train.get("resolution") or {}).get("evaluate")
+    text = _format(train.get("psnr_test"), " dB")
+    return f"{text} at {size[0]}x{size[1]}" if size and train.get("psnr_test") is not None else text
+
+
+def failure_summary(report: RunReport) -> str:
+    """The lines printed at the end of a failed run: the reason first, then where to read more."""
+    return "\n".join(
+        [
+            f"{report.failed_stage} failed: {report.reason}",
+            f"log: {report.log_file}",
+            f"report: {Path(report.out_dir) / 'report.json'}",
+        ]
+    )
+
+
 def summary_table(report: RunReport) -> str:
-    """The lines printed at the end of a run: what was made, how good it is, and what each stage took."""
+    """The lines printed at the end of a successful run: what was made, how good it is, and what each stage took."""
     sfm, train, compress = (report.figures.get(name, {}) for name in ("sfm", "train", "compress"))
     rows = [
         ("images registered", f"{_format(sfm.get('registered_images'))} / {_format(sfm.get('total_images'))}"),
         ("3D points (SfM)", _format(sfm.get("points"))),
         ("reprojection error", _format(sfm.get("mean_reprojection_error_px"), " px")),
         ("Gaussians", _format(train.get("num_gaussians"))),
-        ("test PSNR", _format(train.get("psnr_test"), " dB")),
+        ("test PSNR", _test_psnr(train)),
         ("test SSIM", _format(train.get("ssim_test"))),
         ("scene.ply", _format(compress.get("ply_bytes"), " bytes")),
         ("scene.sog", _format(compress.get("sog_bytes"), " bytes")),

@@ -108,16 +108,21 @@ def _input_root(path: Path, scratch: Path, limits: Limits, findings: _Findings) 
 
 
 def _single_file_problem(path: Path, kind: Kind, limits: Limits) -> Issue:
-    """Explain why one file is not an input: say what it is, so the user knows what to do instead."""
+    """Explain why one file is not an input: say what it is, and what to give instead.
+
+    One photo is judged like a folder holding only that photo (too few images), so every door reports the same
+    code for the same photos; anything else given alone is an unsupported file.
+    """
+    expected = f"expected a folder or a .zip of {limits.min_images} or more photos"
     result = inspect_file(path.name, path, limits)
     if result.image is not None:
-        what = f"one {result.image.format} image"
-    else:
-        what = result.skip.message if result.skip is not None else "one file"
-    message = f"expected a folder or a .zip of photos, got a single file ({what})"
+        # With a minimum of one photo, the photo would be enough: only its packaging is wrong.
+        code = Code.TOO_FEW_IMAGES if limits.min_images > 1 else Code.UNSUPPORTED_FILE
+        return Issue(code=code, path=str(path), message=f"{expected}, got a single photo ({result.image.format})")
+    what = result.skip.message if result.skip is not None else "one file"
     if kind is Kind.VIDEO:
-        message += "; extract still frames from the video into a folder"
-    return Issue(code=Code.UNSUPPORTED_FILE, path=str(path), message=message)
+        what = "a video; extract still frames from it into a folder, for example ffmpeg -i VIDEO -r 2 frame_%04d.jpg"
+    return Issue(code=Code.UNSUPPORTED_FILE, path=str(path), message=f"{expected}, got a single file ({what})")
 
 
 def _check_folder(root: Path, limits: Limits, findings: _Findings) -> None:

@@ -9,6 +9,29 @@ window.spaceportViewer = status;
 
 const message = document.getElementById('viewer-message');
 
+// The help line hides with H or its button, and comes back with H or the '?' button; it works while the
+// scene loads, and when it fails to.
+const help = document.getElementById('viewer-help');
+const showHelp = document.getElementById('viewer-help-show');
+
+function setHelpVisible(visible) {
+  help.hidden = !visible;
+  showHelp.hidden = visible;
+}
+
+for (const [button, visible] of [[document.getElementById('viewer-help-hide'), false], [showHelp, true]]) {
+  button.addEventListener('click', () => {
+    setHelpVisible(visible);
+    // Focus back on the canvas, whose key handler resets the view with F.
+    document.getElementById('viewer-canvas').focus();
+  });
+}
+window.addEventListener('keydown', (event) => {
+  if ((event.key === 'h' || event.key === 'H') && !event.ctrlKey && !event.metaKey && !event.altKey) {
+    setHelpVisible(help.hidden);
+  }
+});
+
 function fail(error) {
   const text = String(error?.message ?? error);
   Object.assign(status, { state: 'error', error: text });
