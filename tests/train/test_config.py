@@ -51,6 +51,7 @@ def test_hyperparameter_strings_override_single_fields() -> None:
         ({"device": "tpu"}, "unknown device"),
         ({"device": "cpu", "iterations": "many"}, "iterations"),
         ({"device": "cpu", "sh_degree": "5"}, "sh_degree"),
+        ({"device": "cpu", "strategy": "genetic"}, "strategy 'genetic'.*adc, mcmc"),
     ],
 )
 def test_bad_hyperparameters_are_the_users_error(hyperparameters: dict[str, str], message: str) -> None:

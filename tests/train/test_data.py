@@ -26,20 +26,23 @@ def test_every_eighth_image_in_name_order_is_held_out() -> None:
     assert len(train) == 14 and not set(train) & set(test)
 
 
-def test_scene_loads_with_train_views_scaled_and_test_views_at_full_size(synthetic_sfm: Path) -> None:
+def test_held_out_views_load_at_the_training_resolution_with_their_full_size_sources(synthetic_sfm: Path) -> None:
     # GIVEN the synthetic 64x48 model
     spec = SyntheticSpec()
 
     # WHEN loaded for training at a longest side of 32 pixels
     scene = load_scene(synthetic_sfm, resolution=32, device="cpu")
 
-    # THEN train views are 32x24 with intrinsics halved, test views keep the model's size and intrinsics
+    # THEN train and test views are 32x24 with intrinsics halved (3DGS scores at the training resolution)
     view = scene.train_views[0]
     assert (view.width, view.height) == (32, 24) and view.image.shape == (24, 32, 3)
     halved = torch.tensor(intrinsics(spec), dtype=torch.float32) * torch.tensor([[0.5], [0.5], [1.0]])
     assert torch.allclose(view.K, halved)
     assert [v.name for v in scene.test_views] == ["view_000.png", "view_008.png"]
-    assert all((v.width, v.height) == (64, 48) for v in scene.test_views)
+    assert all((v.width, v.height) == (32, 24) for v in scene.test_views)
+    # AND the test photos' full-size sources stay available
+    assert [(s.name, s.width, s.height) for s in scene.full_size_test] == [("view_000.png", 64, 48),
+                                                                           ("view_008.png", 64, 48)]  # fmt: skip
     # the poses are the exact world-to-camera matrices the images were rendered with
     expected = torch.tensor(orbit_viewmats(spec)[1], dtype=torch.float32)
     assert torch.allclose(view.viewmat, expected, atol=1e-5)

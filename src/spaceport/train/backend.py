@@ -55,11 +55,27 @@ def render_gsplat(
     means2d = info["means2d"]
     if means2d.requires_grad:
         means2d.retain_grad()
-    radii = info["radii"][0]
-    # gsplat >= 1.5 gives per-axis radii (N, 2); earlier versions one radius per Gaussian.
-    if radii.dim() == 2:
-        radii = radii.max(dim=-1).values
-    return RenderResult(image=images[0], means2d=means2d, radii=radii.to(torch.int32), alpha=alphas[0, ..., 0])
+    radii = _radii_like_the_cpu_backend(info, width, height)
+    return RenderResult(image=images[0], means2d=means2d, radii=radii, alpha=alphas[0, ..., 0])
+
+
+def _radii_like_the_cpu_backend(info: dict, width: int, height: int) -> torch.Tensor:
+    """gsplat's radii, redefined as the CPU backend defines them, so thresholds mean the same on both devices.
+
+    gsplat (>= 1.5) gives per-axis radii that shrink with opacity; the CPU rasteriser uses 3 sigma of the
+    largest axis. Both use the same dilated covariance, which gsplat returns inverted (``conics``); a Gaussian
+    gsplat culled (radius 0: behind the camera, off-screen or under 1/255 opacity) stays culled.
+    """
+    import torch
+
+    from spaceport.train.rasterize_cpu import screen_radii
+
+    conics = info["conics"][0].detach().float()  # (N, 3): a, b, c of [[a, b], [b, c]], the inverse covariance
+    det = (conics[:, 0] * conics[:, 2] - conics[:, 1] ** 2).clamp_min(1e-12)
+    cov2d = torch.stack([conics[:, 2] / det, -conics[:, 1] / det, conics[:, 0] / det], dim=-1)
+    gsplat_radii = info["radii"][0]
+    drawn = (gsplat_radii > 0).any(dim=-1) if gsplat_radii.dim() == 2 else gsplat_radii > 0
+    return screen_radii(cov2d, info["means2d"][0].detach().float(), drawn, width, height)
 
 
 def configure_threads(device: str) -> None:

@@ -7,7 +7,7 @@ world-to-camera transforms (OpenCV axes: x right, y down, z forward), which is w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,25 +50,17 @@ class CameraView:
         return -rotation.T @ translation
 
 
-@dataclass
-class SceneData:
-    """Train views at training resolution, test views at the model's resolution, and the SfM points."""
-
-    train_views: list[CameraView]
-    test_views: list[CameraView]
-    points: np.ndarray  # (P, 3) float32 world positions
-    colors: np.ndarray  # (P, 3) float32 in [0, 1]
-    extent: float  # radius that covers the camera centres, the scene's length scale
-
-
 @dataclass(frozen=True)
-class _PosedImage:
+class PosedImage:
+    """A registered photo: where it is, its camera, and the SfM points it observed (for floater checks)."""
+
     name: str
     path: Path
     K: np.ndarray
     viewmat: np.ndarray
     width: int
     height: int
+    observed_points: np.ndarray  # (M, 3) world positions of the 3D points this photo's features triangulated
 
 
 def split_names(names: list[str]) -> tuple[list[str], list[str]]:
@@ -101,7 +93,7 @@ def _intrinsics(camera, image_name: str) -> np.ndarray:  # noqa: ANN001
     return np.asarray(camera.calibration_matrix(), dtype=np.float64)
 
 
-def _posed_images(reconstruction, images_dir: Path) -> list[_PosedImage]:  # noqa: ANN001
+def _posed_images(reconstruction, images_dir: Path) -> list[PosedImage]:  # noqa: ANN001
     posed = []
     for image in reconstruction.images.values():
         if not image.has_pose:
@@ -112,11 +104,33 @@ def _posed_images(reconstruction, images_dir: Path) -> list[_PosedImage]:  # noq
             raise StageError(f"image {image.name} of the COLMAP model is missing from {images_dir}")
         viewmat = np.eye(4)
         viewmat[:3, :] = image.cam_from_world().matrix()
-        posed.append(_PosedImage(image.name, path, _intrinsics(camera, image.name), viewmat,
-                                 int(camera.width), int(camera.height)))  # fmt: skip
+        posed.append(PosedImage(image.name, path, _intrinsics(camera, image.name), viewmat, int(camera.width),
+                                int(camera.height), _observed_points(reconstruction, image)))  # fmt: skip
     if len(posed) < 2:
         raise StageError(f"the COLMAP model has {len(posed)} posed image(s); training needs at least 2")
     return sorted(posed, key=lambda item: item.name)
+
+
+@dataclass
+class SceneData:
+    """Train and test views at the training resolution, the SfM points, and the test photos' full-size sources.
+
+    Held-out views are scored at the training resolution, as 3DGS does: a model trained at 480 px cannot be
+    asked for detail at 4000 px. ``full_size_test`` lets a caller score the full-size photos as well, one view
+    at a time (a 12 MP view is 144 MB as float32).
+    """
+
+    train_views: list[CameraView]
+    test_views: list[CameraView]
+    points: np.ndarray  # (P, 3) float32 world positions
+    colors: np.ndarray  # (P, 3) float32 in [0, 1]
+    extent: float  # radius that covers the camera centres, the scene's length scale
+    full_size_test: list[PosedImage] = field(default_factory=list)
+
+
+def _observed_points(reconstruction, image) -> np.ndarray:  # noqa: ANN001
+    ids = [point.point3D_id for point in image.points2D if point.has_point3D()]
+    return np.array([reconstruction.points3D[i].xyz for i in ids], dtype=np.float32).reshape(-1, 3)
 
 
 def scaled_size(width: int, height: int, resolution: int) -> tuple[int, int]:
@@ -127,7 +141,8 @@ def scaled_size(width: int, height: int, resolution: int) -> tuple[int, int]:
     return max(1, round(width * factor)), max(1, round(height * factor))
 
 
-def _load_view(posed: _PosedImage, resolution: int, device: str) -> CameraView:
+def load_view(posed: PosedImage, resolution: int, device: str) -> CameraView:
+    """One photo as a view whose longest side is at most ``resolution`` (0: full size)."""
     import torch
 
     with Image.open(posed.path) as opened:
@@ -155,7 +170,7 @@ def camera_extent(viewmats: list[np.ndarray]) -> float:
 
 
 def load_scene(sfm_dir: Path, resolution: int, device: str) -> SceneData:
-    """Read the model, split train / test, load train images at ``resolution`` and test images at full size.
+    """Read the model, split train / test, load both at ``resolution`` (0: full size).
 
     Raises:
         StageError: no model, non-pinhole cameras, missing images, or no 3D points.
@@ -170,9 +185,10 @@ def load_scene(sfm_dir: Path, resolution: int, device: str) -> SceneData:
     xyz = np.array([p[0] for p in points], dtype=np.float32)
     rgb = np.array([p[1] for p in points], dtype=np.float32) / 255.0
     return SceneData(
-        train_views=[_load_view(by_name[name], resolution, device) for name in train_names],
-        test_views=[_load_view(by_name[name], 0, device) for name in test_names],
+        train_views=[load_view(by_name[name], resolution, device) for name in train_names],
+        test_views=[load_view(by_name[name], resolution, device) for name in test_names],
         points=xyz,
         colors=rgb,
         extent=camera_extent([item.viewmat for item in posed]),
+        full_size_test=[by_name[name] for name in test_names],
     )

@@ -191,7 +191,7 @@ def adapt_density(params: dict[str, torch.Tensor], optimizer: torch.optim.Optimi
     big_on_screen = stats.max_screen > config.prune_screen_fraction
     split, cloned = densify(params, optimizer, stats, config, extent, generator)
     too_big_on_screen = None
-    if step > config.opacity_reset_every:
+    if config.prune_by_size and step > config.opacity_reset_every:
         # densify keeps the non-split originals in order and appends the new ones, which are not big yet.
         kept = big_on_screen[~split]
         too_big_on_screen = torch.cat([kept, kept.new_zeros(len(params["means"]) - len(kept))])

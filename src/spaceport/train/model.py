@@ -92,7 +92,8 @@ def sh_colors(params: dict[str, torch.Tensor], degree: int, camera_center: torch
 
     color = SH_C0 * params["sh0"][:, 0, :]
     if degree > 0:
-        directions = torch.nn.functional.normalize(params["means"].detach() - camera_center, dim=-1)
+        # Not detached: the colour a Gaussian shows depends on where it sits, and its mean learns from that too.
+        directions = torch.nn.functional.normalize(params["means"] - camera_center, dim=-1)
         basis = torch.stack(_sh_basis(directions, degree), dim=1)  # (N, K)
         active = sh_coefficients_for_degree(degree)
         color = color + (basis[:, :, None] * params["shN"][:, :active, :]).sum(dim=1)

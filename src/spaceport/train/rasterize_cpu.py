@@ -35,7 +35,8 @@ class RenderResult:
         image: (H, W, 3) float32, composited over the background.
         means2d: (N, 2) projected centres in pixels; ``retain_grad()`` is called, so after ``backward()`` its
             ``.grad`` holds the screen-space gradient used for densification.
-        radii: (N,) int32 three-sigma radius in pixels, 0 for Gaussians culled or off-screen.
+        radii: (N,) int32 three-sigma radius in pixels (:func:`screen_radii`), 0 for Gaussians culled, too faint
+            to draw, or off-screen.
         alpha: (H, W) accumulated opacity.
     """
 
@@ -109,20 +110,31 @@ def _radii_and_extents(proj: _Projection, width: int, height: int) -> tuple[torc
     bounding box has half-widths k sqrt(cov_xx), k sqrt(cov_yy): tighter than the square for thin or faint ones.
     """
     cov_xx, cov_xy, cov_yy = proj.cov2d.unbind(-1)
+    sigma_max = torch.clamp(torch.log(255.0 * proj.opacities.detach().clamp_min(1e-30)), max=kernels.SIGMA_MAX)
+    radii = screen_radii(proj.cov2d, proj.means2d.detach(), proj.visible & (sigma_max >= 0), width, height)
+    reach = torch.sqrt(2.0 * sigma_max.clamp_min(0.0)) * 1.001 + 1e-3  # small margin for float32 rounding
+    extents = torch.stack([reach * torch.sqrt(cov_xx), reach * torch.sqrt(cov_yy)], dim=-1)
+    extents = torch.where((radii > 0)[:, None], extents, torch.full_like(extents, -1.0))
+    return radii, extents
+
+
+def screen_radii(cov2d: torch.Tensor, means2d: torch.Tensor, candidates: torch.Tensor, width: int,
+                 height: int) -> torch.Tensor:  # fmt: skip
+    """(N,) int32 screen radii, the one definition both backends use for densification and pruning.
+
+    The radius is 3 sqrt(largest eigenvalue) of the dilated 2D covariance ``cov2d`` (N, 3) = (xx, xy, yy); it is
+    0 for Gaussians that are not ``candidates`` (behind the near plane, or too faint to touch a pixel: opacity
+    under 1/255) or whose circle misses the image.
+    """
+    cov_xx, cov_xy, cov_yy = cov2d.unbind(-1)
     mid = 0.5 * (cov_xx + cov_yy)
     det = cov_xx * cov_yy - cov_xy * cov_xy
     largest = mid + torch.sqrt(torch.clamp(mid * mid - det, min=0.1))
     radius = torch.ceil(3.0 * torch.sqrt(largest))
-    mx, my = proj.means2d.detach().unbind(-1)
+    mx, my = means2d.unbind(-1)
     on_screen = (mx + radius > 0) & (mx - radius < width) & (my + radius > 0) & (my - radius < height)
-    keep = proj.visible & on_screen & torch.isfinite(radius)
-    radii = torch.where(keep, radius, torch.zeros_like(radius)).to(torch.int32)
-
-    sigma_max = torch.clamp(torch.log(255.0 * proj.opacities.detach().clamp_min(1e-30)), max=kernels.SIGMA_MAX)
-    reach = torch.sqrt(2.0 * sigma_max.clamp_min(0.0)) * 1.001 + 1e-3  # small margin for float32 rounding
-    extents = torch.stack([reach * torch.sqrt(cov_xx), reach * torch.sqrt(cov_yy)], dim=-1)
-    extents = torch.where((keep & (sigma_max >= 0))[:, None], extents, torch.full_like(extents, -1.0))
-    return radii, extents
+    keep = candidates & on_screen & torch.isfinite(radius)
+    return torch.where(keep, radius, torch.zeros_like(radius)).to(torch.int32)
 
 
 @dataclass

@@ -72,11 +72,13 @@ def _context(scene: SceneData, config: TrainConfig, paths: TrainPaths, progress:
     from spaceport.train.backend import select_renderer
     from spaceport.train.checkpoint import CheckpointStore
     from spaceport.train.progress import ProgressLog
+    from spaceport.train.strategy import select_strategy
     from spaceport.train.trainer import TrainContext
 
     background = torch.tensor(config.background, dtype=torch.float32, device=config.device)
     return TrainContext(config, scene.train_views, select_renderer(config.device), background, scene.extent,
-                        ProgressLog(config.log_every, progress), CheckpointStore(paths.checkpoint_dir))  # fmt: skip
+                        ProgressLog(config.log_every, progress), select_strategy(config, scene.extent),
+                        CheckpointStore(paths.checkpoint_dir))  # fmt: skip
 
 
 def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,
@@ -95,7 +97,7 @@ def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,
     from spaceport.train.data import load_scene
     from spaceport.train.model import to_cloud
     from spaceport.train.progress import logger as progress_logger
-    from spaceport.train.trainer import active_sh_degree, evaluate, train
+    from spaceport.train.trainer import active_sh_degree, train
 
     config = build_config(read_hyperparameters(paths.hyperparameters_file) | (overrides or {}))
     logger.info("config: %s", config.to_dict())
@@ -111,24 +113,56 @@ def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,
         train(state, ctx)
     degree = active_sh_degree(config, state.iteration)
     with timed(seconds, "evaluate"):
-        evaluation = evaluate(state.params, degree, scene.test_views, ctx.renderer, ctx.background)
-    progress_logger.info("evaluation psnr_test=%.2f ssim_test=%.4f psnr_initial=%.2f views=%d",
-                         evaluation.psnr, evaluation.ssim, state.psnr_initial, len(scene.test_views))  # fmt: skip
+        scores = _score_held_out(state, scene, ctx, degree)
+    progress_logger.info("evaluation psnr_test=%.2f ssim_test=%.4f psnr_initial=%.2f views=%d", scores["psnr_test"],
+                         scores["ssim_test"], state.psnr_initial, len(scene.test_views))  # fmt: skip
     with timed(seconds, "export"):
         write_ply(to_cloud(state.params, degree), paths.model_dir / SCENE_FILE)
-    return write_manifest(paths.model_dir, STAGE, _figures(config, scene, state, evaluation, degree, seconds))
+    figures = _figures(config, scene, state, degree, seconds) | scores
+    if config.device == "cuda":
+        import torch
+
+        # This process's high-water marks: tensors (allocated) and the caching allocator's hold (reserved).
+        figures |= {"peak_gpu_memory_bytes": torch.cuda.max_memory_allocated(),
+                    "peak_gpu_reserved_bytes": torch.cuda.max_memory_reserved()}  # fmt: skip
+    return write_manifest(paths.model_dir, STAGE, figures)
 
 
-def _figures(config: TrainConfig, scene: SceneData, state: TrainState, evaluation: Any, degree: int,
+def _score_held_out(state: TrainState, scene: SceneData, ctx: TrainContext, degree: int) -> dict[str, Any]:
+    """Held-out PSNR / SSIM at the training resolution and at the photos' full size, and haze and floaters."""
+    from spaceport.train.floaters import measure_floaters
+    from spaceport.train.trainer import evaluate, evaluate_full_size
+
+    evaluation = evaluate(state.params, degree, scene.test_views, ctx.renderer, ctx.background)
+    full_size = evaluation
+    if _full_size_differs(scene):
+        full_size = evaluate_full_size(state.params, degree, scene.full_size_test, ctx.renderer, ctx.background)
+    observed = [source.observed_points for source in scene.full_size_test]
+    floaters = measure_floaters(state.params, scene.test_views, observed, ctx.renderer)
+    return {
+        # At the training resolution (resolution.evaluate), as 3DGS scores; the *_full_size ones at the photos'.
+        "psnr_test": round(evaluation.psnr, 3),
+        "ssim_test": round(evaluation.ssim, 4),
+        "psnr_per_view": {name: round(value, 3) for name, value in evaluation.per_view.items()},
+        "psnr_test_full_size": round(full_size.psnr, 3),
+        "ssim_test_full_size": round(full_size.ssim, 4),
+        "held_out_floaters": floaters.as_dict(),
+    }
+
+
+def _full_size_differs(scene: SceneData) -> bool:
+    return any((view.width, view.height) != (source.width, source.height)
+               for view, source in zip(scene.test_views, scene.full_size_test, strict=True))  # fmt: skip
+
+
+def _figures(config: TrainConfig, scene: SceneData, state: TrainState, degree: int,
              seconds: dict[str, float]) -> dict[str, Any]:  # fmt: skip
-    train_view = scene.train_views[0]
+    train_view, test_source = scene.train_views[0], scene.full_size_test[0]
     return {
         "iterations": state.iteration,
         "num_gaussians": len(state.params["means"]),
-        "psnr_test": round(evaluation.psnr, 3),
-        "ssim_test": round(evaluation.ssim, 4),
+        "strategy": config.strategy,
         "psnr_initial": round(state.psnr_initial, 3),
-        "psnr_per_view": {name: round(value, 3) for name, value in evaluation.per_view.items()},
         "test_views": [view.name for view in scene.test_views],
         "train_views": len(scene.train_views),
         "background": list(config.background),
@@ -138,6 +172,7 @@ def _figures(config: TrainConfig, scene: SceneData, state: TrainState, evaluatio
         "resolution": {
             "train": [train_view.width, train_view.height],
             "evaluate": [scene.test_views[0].width, scene.test_views[0].height],
+            "evaluate_full_size": [test_source.width, test_source.height],
         },  # fmt: skip
         "scene_file": SCENE_FILE,
         "seconds": seconds,

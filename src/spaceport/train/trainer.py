@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from spaceport.train.densify import DensityStats, accumulate, adapt_density, reset_opacity
+from spaceport.train.densify import DensityStats
 from spaceport.train.losses import psnr, ssim, training_loss
 from spaceport.train.model import PARAM_NAMES, sh_colors
 
@@ -20,9 +20,10 @@ if TYPE_CHECKING:
     from spaceport.train.backend import Renderer
     from spaceport.train.checkpoint import CheckpointStore
     from spaceport.train.config import TrainConfig
-    from spaceport.train.data import CameraView
+    from spaceport.train.data import CameraView, PosedImage
     from spaceport.train.progress import ProgressLog
     from spaceport.train.rasterize_cpu import RenderResult
+    from spaceport.train.strategy import DensityStrategy
 
 logger = logging.getLogger("spaceport.train")
 
@@ -39,6 +40,7 @@ class TrainContext:
     background: torch.Tensor
     extent: float
     log: ProgressLog
+    strategy: DensityStrategy
     store: CheckpointStore | None = None
 
 
@@ -93,36 +95,39 @@ def next_view(state: TrainState, count: int) -> int:
     return state.view_queue.pop()
 
 
+def training_background(state: TrainState, ctx: TrainContext) -> torch.Tensor:
+    """The colour behind this step's render: fixed, or random per step so no pixel can stay see-through.
+
+    Photos are opaque everywhere; over a fixed black background a half-transparent haze in front of the cameras
+    costs nothing where the photo is dark, over a random one it always does.
+    """
+    import torch
+
+    if not ctx.config.random_background:
+        return ctx.background
+    return torch.rand(3, generator=state.generator).to(ctx.background.device)
+
+
 def train_step(state: TrainState, view: CameraView, ctx: TrainContext) -> tuple[float, float]:
     """One optimisation step on one view; returns its loss and training PSNR."""
     config, step = ctx.config, state.iteration + 1
     for group in state.optimizer.param_groups:
         if group["name"] == "means":
             group["lr"] = means_learning_rate(config, ctx.extent, step)
-    result = render_view(state.params, view, active_sh_degree(config, step), ctx.renderer, ctx.background)
+    background = training_background(state, ctx)
+    result = render_view(state.params, view, active_sh_degree(config, step), ctx.renderer, background)
     loss = training_loss(result.image, view.image, config.ssim_lambda)
+    photometric = float(loss.detach())
+    extra = ctx.strategy.loss(state.params)
+    if extra is not None:
+        loss = loss + extra
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if step < config.densify_until:
-        accumulate(state.stats, result, view.width, view.height)
+    ctx.strategy.after_backward(state, result, view)
     state.optimizer.step()
     state.iteration = step
-    control_density(state, ctx)
-    return float(loss.detach()), psnr(result.image, view.image)
-
-
-def control_density(state: TrainState, ctx: TrainContext) -> None:
-    """Densify / prune every ``densify_every`` steps and reset opacities on schedule, as 3DGS does."""
-    config, step = ctx.config, state.iteration
-    if step >= config.densify_until:
-        return
-    if step >= config.densify_from and step % config.densify_every == 0:
-        before = len(state.params["means"])
-        state.stats, change = adapt_density(state.params, state.optimizer, state.stats, config, ctx.extent, step,
-                                            state.generator)  # fmt: skip
-        logger.debug("step %d: %d -> %d Gaussians (%s)", step, before, len(state.params["means"]), change)
-    if step % config.opacity_reset_every == 0:
-        reset_opacity(state.params, state.optimizer)
+    ctx.strategy.after_step(state, ctx)
+    return photometric, psnr(result.image, view.image)
 
 
 def train(state: TrainState, ctx: TrainContext) -> TrainState:
@@ -158,6 +163,18 @@ def evaluate(params: dict[str, torch.Tensor], degree: int, views: list[CameraVie
             structures.append(float(ssim(image, view.image)))
     count = max(len(views), 1)
     return Evaluation(sum(scores.values()) / count, sum(structures) / count, scores)
+
+
+def evaluate_full_size(params: dict[str, torch.Tensor], degree: int, sources: list[PosedImage], renderer: Renderer,
+                       background: torch.Tensor) -> Evaluation:  # fmt: skip
+    """``evaluate`` on the held-out photos at their full size, loading one at a time to bound memory."""
+    from spaceport.train.data import load_view
+
+    device = background.device.type
+    results = [evaluate(params, degree, [load_view(source, 0, device)], renderer, background) for source in sources]
+    count = max(len(results), 1)
+    per_view = {name: value for result in results for name, value in result.per_view.items()}
+    return Evaluation(sum(r.psnr for r in results) / count, sum(r.ssim for r in results) / count, per_view)
 
 
 def checkpoint_payload(state: TrainState) -> dict[str, Any]:
