@@ -47,7 +47,7 @@ def cloud_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "TRAIN_MAX_RUNTIME_SECONDS": "14400",
         "COMPRESS_MAX_RUNTIME_SECONDS": "3600",
         "SPOT_TRAINING": "false",
-        "SPOT_MAX_WAIT_SECONDS": "28800",
+        "SPOT_CAPACITY_WAIT_SECONDS": "14400",
         "SPACEPORT_MAX_IMAGES": "100",
         "SPACEPORT_MIN_IMAGES": "3",
         "SPACEPORT_MAX_ARCHIVE_BYTES": "10000000",

@@ -11,8 +11,14 @@ moto runs the real ``statemachine/pipeline.asl.json`` but leaves gaps; each is c
 - SageMaker: moto completes every job at once and emits no events. ``FakeSageMaker`` wraps the moto client to
   script each attempt (complete, fail with a reason, throttle, no capacity, never report) and queues the state
   change event that SageMaker would send.
+- Task tokens: moto makes one token when a waitForTaskToken state is entered and keeps it (and the outcome already
+  sent for it) through the state's retries, so a retried task would fail again at once with the first attempt's
+  SendTaskFailure. Step Functions gives every attempt its own token; the harness does the same.
 - Retry intervals sleep in real time in moto; the harness records the requested sleeps instead of sleeping,
-  so tests assert the backoff and stay fast.
+  so tests assert the backoff and stay fast. FULL jitter draws uniformly below each interval: the harness
+  records that ceiling and sleeps it, so the sleeps are the backoff schedule itself and a test can assert it.
+- Training metrics: SageMaker applies the job's ``MetricDefinitions`` regexes to its log and reports the last
+  value of each under the definition's name; ``FakeSageMaker`` does exactly that over a scripted training log.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ import botocore.session
 import yaml
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
+
+from spaceport.train.progress import format_progress
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -72,8 +80,9 @@ def substitutions(template: dict[str, Any]) -> dict[str, str]:
             values[key] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
         elif "Ref" in value:
             values[key] = str(params[value["Ref"]]["Default"])
-        else:  # !If [UseSpot, spot wait, runtime]: spot is off by default
-            values[key] = str(params[value["If"][2]["Ref"]]["Default"])
+        else:  # !If [UseSpot, spot wait, 0]: spot is off by default
+            otherwise = value["If"][2]
+            values[key] = str(params[otherwise["Ref"]]["Default"] if isinstance(otherwise, dict) else otherwise)
     return values
 
 
@@ -119,10 +128,42 @@ def rule_pattern(function_logical_id: str, event_name: str) -> dict[str, Any]:
     return json.loads(text)
 
 
+def rule_patterns(function_logical_id: str) -> list[dict[str, Any]]:
+    """Every EventBridge rule pattern of a function (a function may have one rule per event source)."""
+    events = load_template()["Resources"][function_logical_id]["Properties"]["Events"]
+    return [
+        rule_pattern(function_logical_id, name) for name, event in events.items() if event["Type"] == "EventBridgeRule"
+    ]
+
+
+def delivered(function_logical_id: str, event: dict[str, Any]) -> bool:
+    """Whether any of the function's rules would deliver ``event`` to it."""
+    return any(matches(pattern, event) for pattern in rule_patterns(function_logical_id))
+
+
 def matches(pattern: dict[str, Any], event: dict[str, Any]) -> bool:
     from moto.events.models import EventPattern
 
     return EventPattern.load(json.dumps(pattern)).matches_event(event)
+
+
+# What the train container logs (spaceport.train.progress's own formats): progress lines, then the evaluation.
+TRAINING_LOG = "\n".join(
+    [format_progress(iteration, 0.2 / iteration**0.3, 14.0 + iteration / 700, 900 + iteration * 2)
+     for iteration in (500, 3500, 7000)]
+    + [format_progress(7000, 0.0412, 24.31, 18234),
+       "evaluation psnr_test=23.87 ssim_test=0.8712 psnr_initial=13.40 views=4"]
+)  # fmt: skip
+
+
+def final_metric_data(definitions: list[dict[str, str]], log: str) -> list[dict[str, Any]]:
+    """``FinalMetricDataList`` as SageMaker builds it: each definition's regex over the log, the last match."""
+    data = []
+    for definition in definitions:
+        found = re.findall(definition["Regex"], log)
+        if found:
+            data.append({"MetricName": definition["Name"], "Value": float(found[-1]), "Timestamp": time.time()})
+    return data
 
 
 class FakeSageMaker:
@@ -135,6 +176,8 @@ class FakeSageMaker:
         self.pending: deque = deque()
         self.requests: list[tuple[str, dict]] = []
         self.stopped: list[str] = []
+        self.described: list[str] = []
+        self.training_log = TRAINING_LOG
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -182,15 +225,16 @@ class FakeSageMaker:
         return description
 
     def describe_processing_job(self, ProcessingJobName: str) -> dict[str, Any]:
+        self.described.append(ProcessingJobName)
         description = self._real.describe_processing_job(ProcessingJobName=ProcessingJobName)
         return self._outcome(description, ProcessingJobName, "ProcessingJobStatus", "ExitMessage")
 
     def describe_training_job(self, TrainingJobName: str) -> dict[str, Any]:
+        self.described.append(TrainingJobName)
         description = self._real.describe_training_job(TrainingJobName=TrainingJobName)
-        description["FinalMetricDataList"] = [
-            {"MetricName": "psnr", "Value": 24.31},
-            {"MetricName": "gaussians", "Value": 18234.0},
-        ]
+        request = next(r for op, r in self.requests if r.get("TrainingJobName") == TrainingJobName)
+        definitions = request["AlgorithmSpecification"].get("MetricDefinitions", [])
+        description["FinalMetricDataList"] = final_metric_data(definitions, self.training_log)
         return self._outcome(description, TrainingJobName, "TrainingJobStatus", "FailureReason")
 
 
@@ -198,7 +242,7 @@ class World:
     """A moto account with the stack's resources, our handlers wired to the real state machine."""
 
     def __init__(self, monkeypatch: Any) -> None:
-        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.common.retry import jitter_strategy_decl, retrier_decl
         from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
         from spaceport.cloud import aws, settings
@@ -207,12 +251,17 @@ class World:
         self.handlers = {name: load_handler(name) for name in FUNCTIONS}
         self.sleeps: list[float] = []
         self.invocations: list[tuple[str, dict]] = []
+        # Per function, per invocation: an error the Lambda service reports *after* the handler ran (a service
+        # error), or None for an invocation that goes through.
+        self.errors_after_handler: dict[str, deque[str | None]] = {name: deque() for name in FUNCTIONS}
         self._create_resources()
         self.sagemaker = FakeSageMaker(boto3.client("sagemaker", region_name=REGION))
         real_client = aws.client
         monkeypatch.setattr(aws, "client", lambda s: self.sagemaker if s == "sagemaker" else real_client(s))
         monkeypatch.setattr(lambda_eval_utils, "_invoke_lambda_function", self._invoke)
         monkeypatch.setattr(retrier_decl, "time", _RecordingClock(self.sleeps))
+        monkeypatch.setattr(jitter_strategy_decl, "random", _CeilingJitter())
+        _fresh_token_per_attempt(monkeypatch)
         settings.clear_cache()
 
     def _create_resources(self) -> None:
@@ -254,6 +303,12 @@ class World:
         except Exception as error:  # the Lambda runtime reports any exception this way
             body = {"errorType": type(error).__name__, "errorMessage": str(error)}
             return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": body}
+        code = self.errors_after_handler[name].popleft() if self.errors_after_handler[name] else None
+        if code:
+            # The handler did its work, but the invoke still failed: Step Functions sees Lambda.<code>.
+            metadata = {"HTTPStatusCode": 500, "RequestId": "00000000-0000-0000-0000-000000000001"}
+            error = {"Code": code, "Message": "injected after the handler ran"}
+            raise ClientError({"Error": error, "ResponseMetadata": metadata}, "Invoke")
         return {"StatusCode": 200, "Payload": json.loads(json.dumps(result))}
 
     def deliver_upload(self, key: str) -> dict[str, Any]:
@@ -261,29 +316,32 @@ class World:
         event = load_event("trigger_zip_uploaded.json")
         event["detail"]["bucket"]["name"] = BUCKET
         event["detail"]["object"]["key"] = key
-        if not matches(rule_pattern("TriggerFunction", "UploadCompleted"), event):
+        if not delivered("TriggerFunction", event):
             return {"started": False, "reason": "rule did not match"}
         return self.handlers["trigger"].lambda_handler(event, FakeContext())
+
+    def state_change_event(self, stage: str, name: str) -> dict[str, Any]:
+        """The event SageMaker sends when the job ends, status from the (scripted) description."""
+        training = stage == "train"
+        event = load_event(
+            "sagemaker_training_state_change.json" if training else "sagemaker_processing_state_change.json"
+        )
+        event["resources"] = [event["resources"][0].rsplit("/", 1)[0] + "/" + name]
+        if training:
+            description = self.sagemaker.describe_training_job(TrainingJobName=name)
+            event["detail"] = {"TrainingJobName": name, "TrainingJobStatus": description["TrainingJobStatus"]}
+        else:
+            description = self.sagemaker.describe_processing_job(ProcessingJobName=name)
+            event["detail"] = {"ProcessingJobName": name, "ProcessingJobStatus": description["ProcessingJobStatus"]}
+            if description["ProcessingJobStatus"] == "Completed":
+                self._write_manifest(stage, name)
+        return event
 
     def deliver_sagemaker_events(self) -> None:
         while self.sagemaker.pending:
             stage, name, _ = self.sagemaker.pending.popleft()
-            training = stage == "train"
-            event = load_event(
-                "sagemaker_training_state_change.json" if training else "sagemaker_processing_state_change.json"
-            )
-            description = (
-                self.sagemaker.describe_training_job(TrainingJobName=name)
-                if training
-                else self.sagemaker.describe_processing_job(ProcessingJobName=name)
-            )
-            if training:
-                event["detail"] = {"TrainingJobName": name, "TrainingJobStatus": description["TrainingJobStatus"]}
-            else:
-                event["detail"] = {"ProcessingJobName": name, "ProcessingJobStatus": description["ProcessingJobStatus"]}
-                if description["ProcessingJobStatus"] == "Completed":
-                    self._write_manifest(stage, name)
-            assert matches(rule_pattern("CompleteStageFunction", "SageMakerJobStateChange"), event)
+            event = self.state_change_event(stage, name)
+            assert delivered("CompleteStageFunction", event)
             self.handlers["complete_stage"].lambda_handler(event, FakeContext())
 
     def _write_manifest(self, stage: str, name: str) -> None:
@@ -309,6 +367,34 @@ class World:
         from spaceport.cloud.jobs import from_dynamo
 
         return from_dynamo(self.table.get_item(Key={"job_id": job_id})["Item"])
+
+
+def _fresh_token_per_attempt(monkeypatch: Any) -> None:
+    """A retried waitForTaskToken attempt gets a new token and callback endpoint, as in Step Functions."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+        StateTaskServiceCallback,
+    )
+
+    original = state_task_service.StateTaskService._eval_execution
+
+    def eval_execution(self: Any, env: Any) -> None:
+        context = env.states.context_object
+        retried = context.context_object_data.get("State", {}).get("RetryCount", 0) > 0
+        waits = isinstance(self, StateTaskServiceCallback) and self._is_integration_pattern()
+        if retried and waits and ResourceCondition.WaitForTaskToken in self._supported_integration_patterns:
+            env.callback_pool_manager.add(context.update_task_token())
+        original(self, env)
+
+    monkeypatch.setattr(state_task_service.StateTaskService, "_eval_execution", eval_execution)
+
+
+class _CeilingJitter:
+    """Stands in for the ``random`` module of moto's jitter: FULL jitter's draw becomes its ceiling."""
+
+    def uniform(self, low: float, high: float) -> float:
+        return high
 
 
 class _RecordingClock:

@@ -517,3 +517,114 @@ def test_retry_of_an_unknown_job_is_404(world):
     status, body = call(world, "api_retry_job.json", path="/jobs/job-missing/retry")
     assert status == 404
     assert body["message"] == "no job job-missing"
+
+
+# ---------------------------------------------------------------- multipart uploads: re-sign, complete, abort
+
+
+def put_part(url: str, data: bytes) -> str:
+    """PUT one part to its presigned URL (moto answers it in-process), as a browser or curl would; its ETag."""
+    import requests
+
+    response = requests.put(url, data=data, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.headers["ETag"]
+
+
+def complete(url: str, etags: dict[int, str]) -> None:
+    """POST CompleteMultipartUpload to its presigned URL with the parts' ETags, as a browser would."""
+    import requests
+
+    parts = "".join(
+        f"<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>" for n, etag in sorted(etags.items())
+    )
+    body = f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>"
+    response = requests.post(url, data=body, timeout=10)
+    assert response.status_code == 200 and "<Error>" not in response.text, response.text
+
+
+def small_parts(monkeypatch) -> int:
+    """Parts of S3's smallest size (5 MiB), so a real multipart upload fits in a test; returns the part size."""
+    from spaceport.cloud import api
+
+    monkeypatch.setattr(api, "PART_BYTES", 5 * 1024 * 1024)
+    monkeypatch.setattr(api, "MULTIPART_THRESHOLD", 5 * 1024 * 1024)
+    return api.PART_BYTES
+
+
+def resign(world, job_id: str, body: Any = None) -> tuple[int, dict[str, Any]]:
+    return call(
+        world, "api_upload_parts.json", path=f"/jobs/{job_id}/upload/parts", body=body if body is not None else {}
+    )
+
+
+def test_a_multipart_upload_completes_through_re_signed_part_urls(world, monkeypatch):
+    # GIVEN a job for an 11 MiB archive in three parts, of which only the first went up before its URLs expired
+    part_bytes = small_parts(monkeypatch)
+    archive = bytes(range(256)) * (11 * 1024 * 1024 // 256)
+    status, body = create(world, {"upload": "zip", "archive_bytes": len(archive)})
+    assert status == 201 and len(body["upload"]["parts"]) == 3
+    job_id, upload = body["job_id"], body["upload"]
+    etags = {1: put_part(upload["parts"][0]["url"], archive[:part_bytes])}
+
+    # WHEN the client asks for fresh URLs for what remains
+    status, fresh = resign(world, job_id)
+
+    # THEN it gets new URLs for parts 2 and 3 only, on the same upload, and a new complete URL
+    assert status == 200
+    assert fresh["upload"]["upload_id"] == upload["upload_id"] and fresh["upload"]["key"] == upload["key"]
+    assert [part["part_number"] for part in fresh["upload"]["parts"]] == [2, 3]
+    for part in fresh["upload"]["parts"]:
+        assert assert_upload_url(part["url"], job_id) == upload["key"]
+        assert url_query(part["url"])["partNumber"] == str(part["part_number"])
+    # AND with them the upload completes, and its arrival starts the job
+    for part in fresh["upload"]["parts"]:
+        start = (part["part_number"] - 1) * part_bytes
+        etags[part["part_number"]] = put_part(part["url"], archive[start : start + part_bytes])
+    complete(fresh["upload"]["complete_url"], etags)
+    s3 = boto3.client("s3", region_name=REGION)
+    assert s3.get_object(Bucket=BUCKET, Key=upload["key"])["Body"].read() == archive
+    assert world.deliver_upload(upload["key"])["started"]
+    assert world.job(job_id)["status"] in ("QUEUED", "RUNNING")
+
+
+def test_re_signing_named_parts(world, monkeypatch):
+    # GIVEN a three-part upload
+    small_parts(monkeypatch)
+    _, body = create(world, {"upload": "zip", "archive_bytes": 11 * 1024 * 1024})
+    # WHEN the client asks for parts 2 and 3 by number (the sample event's body)
+    event = harness.load_event("api_upload_parts.json")
+    status, fresh = resign(world, body["job_id"], json.loads(event["body"]))
+    # THEN it gets exactly those; a part number outside the upload is refused
+    assert status == 200 and [p["part_number"] for p in fresh["upload"]["parts"]] == [2, 3]
+    status, refused = resign(world, body["job_id"], {"part_numbers": [4]})
+    assert status == 400 and "4" in refused["message"]
+
+
+@pytest.mark.parametrize("state", ["single-put", "started", "unknown"])
+def test_re_signing_needs_a_multipart_upload_still_awaited(world, state):
+    # GIVEN a job with a single-PUT archive, a job already started, or no job at all
+    if state == "single-put":
+        job_id = create(world)[1]["job_id"]
+    elif state == "started":
+        job_id = JOB_ID
+        seed_job(job_id, "RUNNING")
+    else:
+        job_id = "job-9999"
+    # WHEN fresh part URLs are asked for
+    status, body = resign(world, job_id)
+    # THEN 409 says why (404 for an unknown job)
+    assert status == (404 if state == "unknown" else 409), body
+
+
+def test_cancel_before_the_upload_completes_aborts_it(world, monkeypatch):
+    # GIVEN a multipart upload with one part sent
+    part_bytes = small_parts(monkeypatch)
+    _, body = create(world, {"upload": "zip", "archive_bytes": 11 * 1024 * 1024})
+    job_id, upload = body["job_id"], body["upload"]
+    put_part(upload["parts"][0]["url"], bytes(part_bytes))
+    # WHEN the job is cancelled
+    status, cancelled = call(world, "api_cancel_job.json", path=f"/jobs/{job_id}/cancel")
+    # THEN it is CANCELLED and S3 no longer holds (nor bills for) the parts
+    assert status == 200 and cancelled["status"] == "CANCELLED"
+    assert "Uploads" not in boto3.client("s3", region_name=REGION).list_multipart_uploads(Bucket=BUCKET)

@@ -1,4 +1,5 @@
-"""The jobs API (HTTP API, IAM auth): create a job with presigned upload URLs, read, list, cancel, retry."""
+"""The jobs API (HTTP API, IAM auth): create a job with presigned upload URLs (and sign a multipart upload's
+remaining parts again), read, list, cancel (a pending multipart upload is aborted), retry."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import base64
 import json
 import math
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotFoundError
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spaceport.cloud import aws, notify
 from spaceport.cloud.jobs import JobConflictError, JobNotFoundError, JobsTable
@@ -26,7 +28,7 @@ from spaceport.cloud.models import (
     RetryRequest,
     Stage,
 )
-from spaceport.cloud.pipeline import _stop_sagemaker_job
+from spaceport.cloud.pipeline import stop_sagemaker_jobs
 from spaceport.cloud.settings import ExecutionSettings, execution_settings
 from spaceport.cloud.trigger import start_execution
 
@@ -84,17 +86,27 @@ def _upload_urls(settings: ExecutionSettings, job_id: str, request: CreateJobReq
     if parts > MAX_PARTS:
         raise BadRequestError(f"archive of {size} bytes is too large")
     upload_id = aws.client("s3").create_multipart_upload(Bucket=settings.data_bucket, Key=key)["UploadId"]
+    multipart = {"upload_id": upload_id, "parts": parts, "part_bytes": PART_BYTES}
+    return _multipart_urls(settings, key, multipart, range(1, parts + 1))
+
+
+def _multipart_urls(
+    settings: ExecutionSettings, key: str, multipart: dict[str, Any], part_numbers: Iterable[int]
+) -> dict[str, Any]:
+    """Presigned URLs for some parts of a multipart upload (PUT each), and for completing it (POST, by a browser
+    too: the bucket's CORS allows it and exposes each part's ETag)."""
+    upload_id = multipart["upload_id"]
     return {
         "kind": "zip-multipart",
         "key": key,
         "upload_id": upload_id,
-        "part_bytes": PART_BYTES,
+        "part_bytes": multipart["part_bytes"],
         "parts": [
             {
                 "part_number": number,
                 "url": _presign(settings, "upload_part", Key=key, UploadId=upload_id, PartNumber=number),
             }
-            for number in range(1, parts + 1)
+            for number in part_numbers
         ],
         "complete_url": _presign(settings, "complete_multipart_upload", Key=key, UploadId=upload_id),
     }
@@ -114,7 +126,10 @@ def create_job() -> Response:
         upload = {"kind": "images", "prefix": f"uploads/{job_id}/"}
     # URLs first: an archive too large to upload is refused before any record exists.
     urls = _upload_urls(settings, job_id, request)
-    _table(settings).create_awaiting_upload(job_id, options, upload)
+    multipart = None
+    if urls["kind"] == "zip-multipart":
+        multipart = {"upload_id": urls["upload_id"], "parts": len(urls["parts"]), "part_bytes": urls["part_bytes"]}
+    _table(settings).create_awaiting_upload(job_id, options, upload, multipart)
     body = {"job_id": job_id, "status": JobStatus.AWAITING_UPLOAD, "expires_in": settings.url_expiry_s}
     return _json(201, body | {"upload": urls})
 
@@ -184,11 +199,71 @@ def list_jobs() -> Response:
     return _json(200, body)
 
 
+class PartsRequest(BaseModel):
+    """POST /jobs/{id}/upload/parts body: the parts to sign again; by default every part S3 does not hold yet."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    part_numbers: list[int] | None = Field(default=None, max_length=MAX_PARTS)
+
+
+def sign_remaining_parts(settings: ExecutionSettings, job: dict[str, Any], numbers: list[int] | None) -> dict:
+    """Fresh URLs for a multipart upload still awaited: part URLs expire ``UploadUrlExpirySeconds`` after they are
+    signed, and a large archive on a slow link takes longer than that."""
+    multipart = job.get("multipart")
+    if job["status"] != JobStatus.AWAITING_UPLOAD or not multipart:
+        raise JobConflictError(f"job {job['job_id']} is {job['status']}, not awaiting a multipart upload")
+    key, total = job["upload"]["key"], int(multipart["parts"])
+    uploaded = {}
+    if numbers is None:
+        uploaded = _uploaded_parts(settings, key, multipart["upload_id"], job["job_id"])
+        numbers = [number for number in range(1, total + 1) if number not in uploaded]
+    outside = sorted({number for number in numbers if not 1 <= number <= total})
+    if outside:
+        raise BadRequestError(f"part numbers {outside} are outside this upload's parts 1 to {total}")
+    urls = _multipart_urls(settings, key, multipart, sorted(set(numbers)))
+    urls["uploaded_parts"] = [{"part_number": number, "etag": etag} for number, etag in sorted(uploaded.items())]
+    return urls
+
+
+def _uploaded_parts(settings: ExecutionSettings, key: str, upload_id: str, job_id: str) -> dict[int, str]:
+    """The parts S3 already holds, with the ETags the completion needs."""
+    parts: dict[int, str] = {}
+    try:
+        pages = aws.client("s3").get_paginator("list_parts")
+        for page in pages.paginate(Bucket=settings.data_bucket, Key=key, UploadId=upload_id):
+            parts.update({part["PartNumber"]: part["ETag"] for part in page.get("Parts", [])})
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "NoSuchUpload":
+            # Completed, aborted, or expired by the bucket's lifecycle rule: a new job is the way on.
+            raise JobConflictError(f"job {job_id}'s upload is no longer open; create a new job") from error
+        raise
+    return parts
+
+
+@app.post("/jobs/<job_id>/upload/parts")
+def sign_upload_parts(job_id: str) -> Response:
+    settings = execution_settings()
+    job = _job_or_404(settings, job_id)
+    try:
+        request = PartsRequest.model_validate(app.current_event.json_body or {})
+    except (ValidationError, ValueError) as error:
+        raise BadRequestError(str(error)) from error
+    try:
+        urls = sign_remaining_parts(settings, job, request.part_numbers)
+    except JobConflictError as error:
+        return _json(409, {"message": str(error)})
+    return _json(200, {"job_id": job_id, "upload": urls, "expires_in": settings.url_expiry_s})
+
+
 def cancel(settings: ExecutionSettings, job: dict[str, Any]) -> dict[str, Any]:
-    """Record CANCELLED first (so no later task revives the job), then stop the execution and SageMaker."""
+    """Record CANCELLED first (so no later task revives the job), then abort a pending multipart upload, stop the
+    execution and every SageMaker job recorded for the job."""
     record, changed = _table(settings).finish(job["job_id"], JobStatus.CANCELLED, reason="cancelled by request")
     if not changed:
         raise JobConflictError(f"job {job['job_id']} already ended {record['status']}")
+    if job["status"] == JobStatus.AWAITING_UPLOAD and job.get("multipart"):
+        _abort_upload(settings, job)
     if job.get("execution_arn"):
         try:
             aws.client("stepfunctions").stop_execution(
@@ -197,9 +272,19 @@ def cancel(settings: ExecutionSettings, job: dict[str, Any]) -> dict[str, Any]:
         except ClientError as error:
             logger.info("execution not stopped", extra={"error": str(error)})
     if job.get("current_stage") in SAGEMAKER_STAGES:
-        _stop_sagemaker_job(job)
+        stop_sagemaker_jobs(job)
     notify.status_change(settings, record)
     return record
+
+
+def _abort_upload(settings: ExecutionSettings, job: dict[str, Any]) -> None:
+    """Best effort: the parts sent so far are billed until the upload is aborted (or the lifecycle rule does it)."""
+    try:
+        aws.client("s3").abort_multipart_upload(
+            Bucket=settings.data_bucket, Key=job["upload"]["key"], UploadId=job["multipart"]["upload_id"]
+        )
+    except ClientError as error:
+        logger.info("multipart upload not aborted", extra={"error": str(error)})
 
 
 @app.post("/jobs/<job_id>/cancel")

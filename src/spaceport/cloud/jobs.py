@@ -1,10 +1,15 @@
 """Data access for the jobs table: one item per job, every write conditional where a race is possible.
 
-Item layout (``job_id`` is the key): ``status``, ``current_stage``, ``options``, ``upload``, ``execution_arn``,
-``stages`` (a map per stage: ``status``, ``started_at``, ``ended_at``, ``sagemaker_job``, ``attempts``,
-``figures``, ``output``), ``outputs``, ``failed_stage``, ``failure_reason``, ``created_at``, ``updated_at``.
-The running SageMaker job's name and task token sit at the top level (``sagemaker_job``, ``wait_token``) so
-the ``by-sagemaker-job`` index finds the job from a SageMaker state change event.
+Item layout (``job_id`` is the key): ``status``, ``current_stage``, ``options``, ``upload``, ``multipart``
+(a pending multipart upload: ``upload_id``, ``parts``), ``execution_arn``, ``stages`` (a map per stage:
+``status``, ``started_at``, ``ended_at``, ``sagemaker_job``, ``sagemaker_jobs`` (every attempt's job, in order),
+``attempts``, ``figures``, ``reason``), ``outputs``, ``failed_stage``, ``failure_reason``, ``created_at``,
+``updated_at``. The running SageMaker job's name and task token sit at the top level (``sagemaker_job``,
+``wait_token``) so the ``by-sagemaker-job`` index finds the job from a SageMaker state change event.
+
+The token is removed only after Step Functions accepted it (``release_token``), and only while it is still the
+one stored for that SageMaker job: a send that failed leaves it for the redelivered event, and a late event of an
+earlier stage can never remove the token the next stage stored.
 """
 
 from __future__ import annotations
@@ -89,9 +94,14 @@ class JobsTable:
             "updated_at": stamp,
         }
 
-    def create_awaiting_upload(self, job_id: str, options: dict[str, Any], upload: dict[str, Any]) -> dict:
-        """Record a job announced through the API; its upload starts it later."""
+    def create_awaiting_upload(
+        self, job_id: str, options: dict[str, Any], upload: dict[str, Any], multipart: dict[str, Any] | None = None
+    ) -> dict:
+        """Record a job announced through the API; its upload starts it later. ``multipart`` keeps a multipart
+        upload's id and part count, so its part URLs can be signed again and the upload aborted."""
         item = self.new_item(job_id, JobStatus.AWAITING_UPLOAD, options, upload)
+        if multipart:
+            item["multipart"] = multipart
         self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
         return from_dynamo(item)
 
@@ -195,25 +205,83 @@ class JobsTable:
         return int(response["Attributes"]["stages"][stage.value]["attempts"])
 
     def attach_sagemaker_job(self, job_id: str, stage: Stage, sagemaker_job: str, token: str) -> None:
-        """Remember which SageMaker job a stage waits for and the task token that resumes it."""
+        """Remember which SageMaker job a stage waits for and the task token that resumes it, and add the job to the
+        stage's list of attempts (written before the job is created, so no job can exist unrecorded)."""
         self._table.update_item(
             Key={"job_id": job_id},
             UpdateExpression=(
                 "SET sagemaker_job = :name, wait_token = :token, updated_at = :now, "
-                "#stages.#stage.sagemaker_job = :name"
+                "#stages.#stage.sagemaker_job = :name, #stages.#stage.sagemaker_jobs = "
+                "list_append(if_not_exists(#stages.#stage.sagemaker_jobs, :none), :names)"
             ),
             ExpressionAttributeNames={"#stages": "stages", "#stage": stage.value},
-            ExpressionAttributeValues={":name": sagemaker_job, ":token": token, ":now": now()},
+            ExpressionAttributeValues={
+                ":name": sagemaker_job,
+                ":names": [sagemaker_job],
+                ":none": [],
+                ":token": token,
+                ":now": now(),
+            },
         )
 
-    def note_stage_failure(self, job_id: str, stage: Stage, reason: str) -> None:
-        """Keep the attempt's own reason (ExitMessage / FailureReason) with the stage, whatever the Catch sees."""
-        self._table.update_item(
-            Key={"job_id": job_id},
+    def note_stage_failure(self, job_id: str, stage: Stage, sagemaker_job: str, reason: str) -> bool:
+        """Keep the attempt's own reason (ExitMessage / FailureReason) with the stage, whatever the Catch sees.
+
+        Returns False (nothing written) when the stage no longer waits for ``sagemaker_job``: a stale event.
+        """
+        return self._update_if_current(
+            job_id,
+            sagemaker_job,
             UpdateExpression="SET #stages.#stage.reason = :reason, updated_at = :now",
             ExpressionAttributeNames={"#stages": "stages", "#stage": stage.value},
             ExpressionAttributeValues={":reason": reason[:4000], ":now": now()},
         )
+
+    def record_stage_result(
+        self, job_id: str, stage: Stage, sagemaker_job: str, figures: dict[str, Any], outputs: dict[str, str]
+    ) -> bool:
+        """Record a SageMaker stage's success while its token stays stored (``release_token`` removes it once
+        Step Functions has it). Returns False (nothing written) when the stage no longer waits for ``sagemaker_job``."""
+        names, sets, values = self._stage_end(stage, "SUCCEEDED", figures, outputs)
+        return self._update_if_current(
+            job_id,
+            sagemaker_job,
+            UpdateExpression="SET " + ", ".join(sets),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def release_token(self, job_id: str, sagemaker_job: str, token: str) -> bool:
+        """Forget the task token once Step Functions accepted it (or no longer waits for it), only if it is still
+        the token stored for ``sagemaker_job``; False when another stage's token has replaced it meanwhile."""
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="REMOVE wait_token SET updated_at = :now",
+                ConditionExpression="sagemaker_job = :name AND wait_token = :token",
+                ExpressionAttributeValues={":name": sagemaker_job, ":token": token, ":now": now()},
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
+
+    def _update_if_current(self, job_id: str, sagemaker_job: str, **update: Any) -> bool:
+        """An update applied only while ``sagemaker_job`` is the job the record waits for."""
+        values = {**update.pop("ExpressionAttributeValues"), ":current": sagemaker_job}
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                ConditionExpression="sagemaker_job = :current",
+                ExpressionAttributeValues=values,
+                **update,
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        return True
 
     def find_by_sagemaker_job(self, sagemaker_job: str) -> dict[str, Any] | None:
         response = self._table.query(
@@ -226,7 +294,20 @@ class JobsTable:
     def end_stage(
         self, job_id: str, stage: Stage, status: str, figures: dict[str, Any], outputs: dict[str, str]
     ) -> None:
-        """Record a stage's end, its manifest figures and the outputs it produced."""
+        """Record the end of a stage without a SageMaker job (validation): its figures and the outputs it produced."""
+        names, sets, values = self._stage_end(stage, status, figures, outputs)
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET " + ", ".join(sets),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    @staticmethod
+    def _stage_end(
+        stage: Stage, status: str, figures: dict[str, Any], outputs: dict[str, str]
+    ) -> tuple[dict[str, str], list[str], dict[str, Any]]:
+        """The SET clauses (with their names and values) that record a stage's end, figures and outputs."""
         names = {"#stages": "stages", "#stage": stage.value, "#status": "status", "#outputs": "outputs"}
         sets = [
             "#stages.#stage.#status = :status",
@@ -239,12 +320,7 @@ class JobsTable:
             names[f"#o{index}"] = name
             values[f":o{index}"] = uri
             sets.append(f"#outputs.#o{index} = :o{index}")
-        self._table.update_item(
-            Key={"job_id": job_id},
-            UpdateExpression="SET " + ", ".join(sets) + " REMOVE wait_token",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        return names, sets, values
 
     def finish(
         self,

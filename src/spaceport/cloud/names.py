@@ -7,8 +7,13 @@ import secrets
 
 from spaceport.cloud.models import Stage
 
+__all__ = ["JOB_NAME_PREFIX", "SAGEMAKER_NAME", "InvalidJobNameError", "Stage", "is_our_job", "sagemaker_job_name"]
+
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 MAX_NAME_LENGTH = 63
+# Every SageMaker job we create starts with this. The template's IAM resources (``processing-job/sp-*``) and the
+# completion rule's pattern (``{"prefix": "sp-"}``) name the same prefix: jobs without it are someone else's.
+JOB_NAME_PREFIX = "sp-"
 
 
 class InvalidJobNameError(ValueError):
@@ -19,8 +24,13 @@ def sagemaker_job_name(job_id: str, stage: Stage, attempt: int) -> str:
     """``sp-<job>-<stage>-a<attempt>-<random>``; the random tail keeps names fresh even when a retry
     reuses an attempt number (a record written before a crash), because SageMaker never reuses a name."""
     tail = f"-{stage.value}-a{attempt}-{secrets.token_hex(3)}"
-    head = re.sub(r"[^a-zA-Z0-9-]", "-", f"sp-{job_id}")[: MAX_NAME_LENGTH - len(tail)].rstrip("-")
+    head = re.sub(r"[^a-zA-Z0-9-]", "-", f"{JOB_NAME_PREFIX}{job_id}")[: MAX_NAME_LENGTH - len(tail)].rstrip("-")
     name = head + tail
     if not SAGEMAKER_NAME.match(name):
         raise InvalidJobNameError(name)
     return name
+
+
+def is_our_job(name: str) -> bool:
+    """Whether a SageMaker job name is one of ours (so worth a Describe call and a look in the jobs table)."""
+    return name.startswith(JOB_NAME_PREFIX)

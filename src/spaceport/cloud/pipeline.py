@@ -4,6 +4,7 @@ the job's outcome. Validation lives in ``validate.py``."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -13,13 +14,14 @@ from spaceport.cloud import aws, notify
 from spaceport.cloud.images import resolve_image
 from spaceport.cloud.jobs import JobsTable
 from spaceport.cloud.models import (
+    SAGEMAKER_STAGES,
     JobStatus,
     RecordOutcomeInput,
     Stage,
     StageResult,
     StartStageInput,
 )
-from spaceport.cloud.names import sagemaker_job_name
+from spaceport.cloud.names import is_our_job, sagemaker_job_name
 from spaceport.cloud.sagemaker_requests import (
     compress_request,
     final_metrics,
@@ -33,8 +35,19 @@ logger = Logger(child=True)
 
 THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
 CAPACITY_CODES = frozenset({"ResourceLimitExceeded", "CapacityError", "InsufficientCapacityError"})
-# Failure reasons SageMaker gives when it could not get instances: worth another attempt after a pause.
-CAPACITY_REASONS = ("CapacityError", "InsufficientInstanceCapacity", "Insufficient capacity", "capacity")
+# SageMaker's own FailureReason when it could not get instances starts with the error's name ("CapacityError:
+# Unable to provision requested ML compute capacity...", the marker AWS Batch documents for SageMaker training
+# jobs). Only those are worth another attempt: a container's failure arrives as "AlgorithmError: <its reason>",
+# whatever words (PyTorch's "total capacity of 22 GiB") that reason holds.
+CAPACITY_FAILURE = re.compile(r"^(CapacityError|InsufficientCapacityError|InsufficientInstanceCapacity)\b")
+# How an out-of-memory failure reads in a stage's reason: PyTorch's CUDA message and exception, Python's own.
+OUT_OF_MEMORY_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "MemoryError")
+OUT_OF_MEMORY_ADVICE = {
+    Stage.SFM: "use fewer or smaller photos, or a larger instance (SfmInstanceType)",
+    Stage.TRAIN: "use fewer Gaussians (the job option max_gaussians, or the fast preset), smaller photos, "
+    "or a larger GPU instance (TrainInstanceType)",
+    Stage.COMPRESS: "use a larger instance (CompressInstanceType)",
+}
 # send_task_* answers for a token whose execution already ended (cancelled, timed out): nothing to resume.
 STALE_TOKEN_CODES = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist", "ExecutionDoesNotExist"})
 
@@ -85,6 +98,9 @@ def start_stage(settings: StageSettings, task: StartStageInput) -> dict[str, Any
     attempt = table.begin_stage(task.job_id, task.stage)
     if job.get("status") != JobStatus.RUNNING:
         notify.status_change(settings, table.get(task.job_id))
+    # An earlier attempt whose starter failed after its Create call (a Lambda service error, a timeout) left a job
+    # that nothing waits for; a failed or stopped one has ended, and stopping it again is harmless.
+    stop_sagemaker_jobs(job, only=task.stage)
     name = sagemaker_job_name(task.job_id, task.stage, attempt)
     operation, request = _build_request(settings, task.stage, name, job)
     table.attach_sagemaker_job(task.job_id, task.stage, name, task.token)
@@ -102,18 +118,16 @@ def start_stage(settings: StageSettings, task: StartStageInput) -> dict[str, Any
     )
     if table.get(task.job_id).get("status") == JobStatus.CANCELLED:
         # Cancelled while this job was being created: the cancel could not stop a job that did not exist yet.
-        _stop_sagemaker_job({"sagemaker_job": name, "current_stage": task.stage})
+        _stop(name, task.stage)
     return {"sagemaker_job": name, "attempt": attempt}
 
 
-def _describe(detail: dict[str, Any]) -> tuple[str, Stage | None, dict[str, Any]]:
-    """Name, kind and the authoritative description of the job an event is about (never the event's word)."""
+def _describe(detail: dict[str, Any]) -> dict[str, Any]:
+    """The authoritative description of the job an event is about (never the event's word)."""
     sagemaker = aws.client("sagemaker")
     if "TrainingJobName" in detail:
-        name = detail["TrainingJobName"]
-        return name, Stage.TRAIN, sagemaker.describe_training_job(TrainingJobName=name)
-    name = detail["ProcessingJobName"]
-    return name, None, sagemaker.describe_processing_job(ProcessingJobName=name)
+        return sagemaker.describe_training_job(TrainingJobName=detail["TrainingJobName"])
+    return sagemaker.describe_processing_job(ProcessingJobName=detail["ProcessingJobName"])
 
 
 def _processing_figures(settings: CommonSettings, job_id: str, stage: Stage) -> dict[str, Any]:
@@ -136,47 +150,78 @@ def _stage_outputs(settings: CommonSettings, job_id: str, stage: Stage, descript
     return {"scene": prefix + "scene.sog", "sog": prefix + "sog/", "compress_manifest": prefix + "manifest.json"}
 
 
-def _failure_error(status: str, reason: str) -> str:
+def stage_failure(stage: Stage, status: str, description: dict[str, Any]) -> tuple[str, str]:
+    """The error name and cause that a failed or stopped SageMaker job resumes its task with.
+
+    ``SageMakerCapacityUnavailableError`` (retried by the state machine) only for SageMaker's own capacity
+    markers; ``StageOutOfMemoryError`` with what to change; ``StageStopped``; else ``StageFailed``. The cause names
+    the stage and keeps the container's own reason (ExitMessage, or FailureReason).
+    """
+    failure_reason = description.get("FailureReason") or ""
+    reason = description.get("ExitMessage") or failure_reason
     if status == "Stopped":
-        return "StageStopped"
-    if any(marker.lower() in reason.lower() for marker in CAPACITY_REASONS):
-        return "SageMakerCapacityUnavailableError"
-    return "StageFailed"
+        name = description.get("TrainingJobName") or description.get("ProcessingJobName") or "the SageMaker job"
+        secondary = description.get("SecondaryStatus", status)
+        return "StageStopped", f"{stage}: {reason or f'SageMaker job {name} stopped ({secondary})'}"
+    if CAPACITY_FAILURE.match(failure_reason):
+        return "SageMakerCapacityUnavailableError", f"{stage}: {failure_reason}"
+    own = reason.removeprefix("AlgorithmError: ").removeprefix(f"{stage}: ")
+    if any(marker in reason for marker in OUT_OF_MEMORY_MARKERS):
+        return "StageOutOfMemoryError", f"{stage}: out of memory ({own}); {OUT_OF_MEMORY_ADVICE[stage]}"
+    return "StageFailed", f"{stage}: {own or 'no reason given'}"
 
 
 def complete_stage(settings: CommonSettings, detail: dict[str, Any]) -> dict[str, Any]:
     """Resume the waiting execution from a SageMaker job state change: success with the stage's figures and
-    outputs, or failure with the container's own reason (ExitMessage / FailureReason)."""
-    name, _, description = _describe(detail)
+    outputs, or failure with the container's own reason (ExitMessage / FailureReason).
+
+    The token is released only once Step Functions has the outcome: when the send fails (throttled, this Lambda
+    timing out), EventBridge delivers the event again and the retry finds the token where it was.
+    """
+    name = detail.get("TrainingJobName") or detail.get("ProcessingJobName") or ""
+    if not is_our_job(name):
+        # Another team's job: our role may not describe it, and no execution of ours waits for it.
+        return {"ignored": f"{name or 'an unnamed job'} is not a Spaceport job"}
+    description = _describe(detail)
     status = description.get("TrainingJobStatus") or description.get("ProcessingJobStatus")
     if status not in ("Completed", "Failed", "Stopped"):
         return {"ignored": f"{name} is {status}"}
     table = JobsTable(settings.jobs_table)
     job = table.find_by_sagemaker_job(name)
     if job is None or job.get("sagemaker_job") != name or not job.get("wait_token"):
-        # Someone else's job, a stale attempt or a duplicate event: there is nothing waiting for it.
+        # A stale attempt or a duplicate event: there is nothing waiting for it.
         return {"ignored": f"no execution waits for {name}"}
-    stage = Stage(job["current_stage"])
-    token = job["wait_token"]
+    stage, token, job_id = Stage(job["current_stage"]), job["wait_token"], job["job_id"]
     if status == "Completed":
         try:
             figures = (
-                final_metrics(description)
-                if stage is Stage.TRAIN
-                else _processing_figures(settings, job["job_id"], stage)
+                final_metrics(description) if stage is Stage.TRAIN else _processing_figures(settings, job_id, stage)
             )
         except MissingStageOutputError as error:
-            return _send(token, failure=("StageFailed", str(error)))
-        outputs = _stage_outputs(settings, job["job_id"], stage, description)
-        table.end_stage(job["job_id"], stage, "SUCCEEDED", figures, outputs)
+            return _resume(table, job_id, name, token, failure=("StageFailed", str(error)))
+        outputs = _stage_outputs(settings, job_id, stage, description)
+        if not table.record_stage_result(job_id, stage, name, figures, outputs):
+            return {"ignored": f"the job no longer waits for {name}"}
         result = StageResult(stage=stage, sagemaker_job=name, output=next(iter(outputs.values())), figures=figures)
-        return _send(token, success=result.model_dump(mode="json"))
-    reason = description.get("ExitMessage") or description.get("FailureReason") or ""
-    if status == "Stopped":
-        reason = reason or f"SageMaker job {name} stopped ({description.get('SecondaryStatus', 'Stopped')})"
-    cause = f"{stage}: {reason or 'no reason given'}"
-    table.note_stage_failure(job["job_id"], stage, cause)
-    return _send(token, failure=(_failure_error(status, reason), cause))
+        return _resume(table, job_id, name, token, success=result.model_dump(mode="json"))
+    failure = stage_failure(stage, status, description)
+    if not table.note_stage_failure(job_id, stage, name, failure[1]):
+        return {"ignored": f"the job no longer waits for {name}"}
+    return _resume(table, job_id, name, token, failure=failure)
+
+
+def _resume(
+    table: JobsTable,
+    job_id: str,
+    name: str,
+    token: str,
+    success: dict | None = None,
+    failure: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """Send the outcome, then (only then) release the token: a send that raises leaves it for the retry."""
+    outcome = _send(token, success, failure)
+    table.release_token(job_id, name, token)
+    return outcome
 
 
 def _send(token: str, success: dict | None = None, failure: tuple[str, str] | None = None) -> dict[str, Any]:
@@ -212,14 +257,25 @@ def failure_reason(stage: str | None, error: dict[str, Any] | None) -> str:
     return cause or name
 
 
-def _stop_sagemaker_job(job: dict[str, Any]) -> None:
-    """Best effort: a timed-out or cancelled stage must not keep billing."""
-    name, stage = job.get("sagemaker_job"), job.get("current_stage")
-    if not name or stage not in (Stage.SFM, Stage.TRAIN, Stage.COMPRESS):
-        return
+def stop_sagemaker_jobs(job: dict[str, Any], only: Stage | None = None) -> list[str]:
+    """Best effort: stop every SageMaker job recorded for ``job`` (every attempt of every stage, or of ``only``), so
+    that none keeps billing; returns the names asked to stop. Stopping a job that already ended is harmless."""
+    names = []
+    for stage in SAGEMAKER_STAGES if only is None else (only,):
+        record = job.get("stages", {}).get(stage.value, {})
+        attempts = list(record.get("sagemaker_jobs") or [])
+        if record.get("sagemaker_job") and record["sagemaker_job"] not in attempts:
+            attempts.append(record["sagemaker_job"])  # a record written before attempts were listed
+        for name in attempts:
+            _stop(name, stage)
+            names.append(name)
+    return names
+
+
+def _stop(name: str, stage: Stage) -> None:
     sagemaker = aws.client("sagemaker")
     try:
-        if stage == Stage.TRAIN:
+        if stage is Stage.TRAIN:
             sagemaker.stop_training_job(TrainingJobName=name)
         else:
             sagemaker.stop_processing_job(ProcessingJobName=name)
@@ -241,8 +297,9 @@ def record_outcome(settings: CommonSettings, task: RecordOutcomeInput) -> dict[s
             # The stage's own reason, as complete_stage recorded it from SageMaker's description.
             error["Cause"] = job.get("stages", {}).get(stage, {}).get("reason")
         reason = failure_reason(stage, error)
-        if task.error and task.error.Error == "States.Timeout":
-            _stop_sagemaker_job(job)  # the job may still be running (and billing); a failed one has ended
+        # Whatever the error: a timed-out stage's job may still run, and so may a job whose starter failed after
+        # creating it. Every attempt's job is recorded before it is created, so none is forgotten.
+        stop_sagemaker_jobs(job)
         record, changed = table.finish(task.job_id, JobStatus.FAILED, failed_stage=stage, reason=reason)
     if changed:
         notify.status_change(settings, record)

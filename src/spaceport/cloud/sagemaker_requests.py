@@ -2,7 +2,9 @@
 SageMaker model in the tests) and turn Describe*Job answers into stage results.
 
 S3 layout under the data bucket, per job: ``jobs/<id>/images/`` (validated photos), ``jobs/<id>/sfm/``,
-``jobs/<id>/train/<sagemaker job>/output/model.tar.gz``, ``jobs/<id>/checkpoints/``, ``jobs/<id>/compress/``.
+``jobs/<id>/train/<sagemaker job>/output/model.tar.gz``, ``jobs/<id>/compress/``; spot checkpoints under
+``checkpoints/<id>/``, outside ``jobs/`` so that a lifecycle rule (S3 filters by prefix only) can expire them
+and nothing else.
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ from spaceport.train.progress import METRIC_DEFINITIONS
 
 PROCESSING_ROOT = "/opt/ml/processing"
 CHECKPOINT_PATH = "/opt/ml/checkpoints"
+# The template's lifecycle rule "expire-spot-checkpoints" filters on this prefix.
+CHECKPOINTS_PREFIX = "checkpoints/"
+# SageMaker's metric names (train:psnr, test:ssim, ...) as the job record's figures: "train:" dropped, "test:"
+# kept as a prefix, so the held-out scores never overwrite the training ones.
+FIGURE_PREFIXES = {"train:": "", "test:": "test_"}
+COUNT_FIGURES = ("iteration", "gaussians")
 
 
 def job_prefix(bucket: str, job_id: str, part: str) -> str:
@@ -23,6 +31,10 @@ def job_prefix(bucket: str, job_id: str, part: str) -> str:
 
 def images_prefix(bucket: str, job_id: str) -> str:
     return job_prefix(bucket, job_id, "images")
+
+
+def checkpoints_prefix(bucket: str, job_id: str) -> str:
+    return f"s3://{bucket}/{CHECKPOINTS_PREFIX}{job_id}/"
 
 
 def _tags(job_id: str, stage: Stage) -> list[dict[str, str]]:
@@ -41,6 +53,7 @@ def _processing_request(
     instance_type: str,
     volume_gb: int,
     max_runtime_s: int,
+    environment: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     return {
         "ProcessingJobName": name,
@@ -74,13 +87,14 @@ def _processing_request(
                 }
             ]
         },
-        "Environment": {"SPACEPORT_JOB_ID": job_id},
+        "Environment": {"SPACEPORT_JOB_ID": job_id, **(environment or {})},
         "Tags": _tags(job_id, stage),
     }
 
 
 def sfm_request(settings: StageSettings, name: str, job_id: str, image_uri: str) -> dict[str, Any]:
-    """CreateProcessingJob for structure from motion over the validated photos."""
+    """CreateProcessingJob for structure from motion over the validated photos, with the validate Lambda's limits
+    (the stage checks the photos again with the same validator: it must reach the same verdict)."""
     return _processing_request(
         settings,
         name=name,
@@ -92,6 +106,7 @@ def sfm_request(settings: StageSettings, name: str, job_id: str, image_uri: str)
         instance_type=settings.sfm_instance_type,
         volume_gb=settings.sfm_volume_gb,
         max_runtime_s=settings.sfm_max_runtime_s,
+        environment=settings.limits_environment(),
     )
 
 
@@ -158,20 +173,33 @@ def train_request(
         "Tags": _tags(job_id, Stage.TRAIN),
     }
     if settings.spot_training:
-        # MaxWaitTimeInSeconds counts spot waiting plus running, so it can never be below the runtime.
-        stopping["MaxWaitTimeInSeconds"] = max(settings.spot_max_wait_s, settings.train_max_runtime_s)
+        stopping["MaxWaitTimeInSeconds"] = longest_training_seconds(settings)
         request["EnableManagedSpotTraining"] = True
         request["CheckpointConfig"] = {
-            "S3Uri": job_prefix(settings.data_bucket, job_id, "checkpoints"),
+            "S3Uri": checkpoints_prefix(settings.data_bucket, job_id),
             "LocalPath": CHECKPOINT_PATH,
         }
     return request
 
 
-def final_metrics(description: dict[str, Any]) -> dict[str, float]:
-    """The training job's last logged figures (from the metric definitions above)."""
-    figures = {}
+def longest_training_seconds(settings: StageSettings) -> int:
+    """How long SageMaker may take over a training job: its runtime, plus the wait for spot capacity with spot.
+
+    The state machine's "Set the stage time limits" computes the same sum from the same template parameters.
+    """
+    if not settings.spot_training:
+        return settings.train_max_runtime_s
+    return settings.train_max_runtime_s + settings.spot_capacity_wait_s
+
+
+def final_metrics(description: dict[str, Any]) -> dict[str, float | int]:
+    """The training job's last logged figures, as SageMaker reports them for the metric definitions above."""
+    figures: dict[str, float | int] = {}
     for metric in description.get("FinalMetricDataList", []):
+        name = metric["MetricName"]
+        for prefix, replacement in FIGURE_PREFIXES.items():
+            if name.startswith(prefix):
+                name = replacement + name.removeprefix(prefix)
         value = float(metric["Value"])
-        figures[metric["MetricName"]] = int(value) if metric["MetricName"] in ("iteration", "gaussians") else value
+        figures[name] = int(value) if name in COUNT_FIGURES else value
     return figures

@@ -22,7 +22,22 @@ class CommonSettings(BaseModel):
     event_bus: str = Field(alias="EVENT_BUS_NAME")
 
 
-class StageSettings(CommonSettings):
+class ValidatorLimits(BaseModel):
+    """The validator's limits, template parameters so an operator can change them without a release. The validate
+    Lambda applies them, and the sfm job gets them (``SPACEPORT_*``) so its own check of the photos agrees."""
+
+    max_images: int = Field(alias="SPACEPORT_MAX_IMAGES", ge=1)
+    min_images: int = Field(alias="SPACEPORT_MIN_IMAGES", ge=1)
+    max_archive_bytes: int = Field(alias="SPACEPORT_MAX_ARCHIVE_BYTES", ge=1)
+    max_expanded_bytes: int = Field(alias="SPACEPORT_MAX_EXPANDED_BYTES", ge=1)
+    max_image_pixels: int = Field(alias="SPACEPORT_MAX_IMAGE_PIXELS", ge=1)
+
+    def limits_environment(self) -> dict[str, str]:
+        """The limits as the environment variables ``spaceport.validation.Limits.from_env`` reads."""
+        return {str(field.alias): str(getattr(self, name)) for name, field in ValidatorLimits.model_fields.items()}
+
+
+class StageSettings(CommonSettings, ValidatorLimits):
     """Everything a SageMaker stage request needs. It comes from the template, never from an execution."""
 
     role_arn: str = Field(alias="SAGEMAKER_ROLE_ARN")
@@ -42,19 +57,17 @@ class StageSettings(CommonSettings):
     train_max_runtime_s: int = Field(alias="TRAIN_MAX_RUNTIME_SECONDS", ge=60, le=2_419_200)
     compress_max_runtime_s: int = Field(alias="COMPRESS_MAX_RUNTIME_SECONDS", ge=60, le=432_000)
     spot_training: bool = Field(alias="SPOT_TRAINING")
-    spot_max_wait_s: int = Field(alias="SPOT_MAX_WAIT_SECONDS", ge=60)
+    # With spot, how long a training job may wait for capacity on top of its runtime: SageMaker's
+    # MaxWaitTimeInSeconds is their sum, and so (plus the margin) is the state machine's wait. A wait expressed as
+    # an addition cannot be shorter than the runtime, which CloudFormation could not check (no numeric comparison
+    # in template Rules).
+    spot_capacity_wait_s: int = Field(alias="SPOT_CAPACITY_WAIT_SECONDS", ge=0)
     default_preset: str = Field(alias="DEFAULT_PRESET")
     device: str = Field(default="cuda", alias="TRAIN_DEVICE")
 
 
-class ValidatorSettings(CommonSettings):
-    """The validator's limits, template parameters so an operator can change them without a release."""
-
-    max_images: int = Field(alias="SPACEPORT_MAX_IMAGES", ge=1)
-    min_images: int = Field(alias="SPACEPORT_MIN_IMAGES", ge=1)
-    max_archive_bytes: int = Field(alias="SPACEPORT_MAX_ARCHIVE_BYTES", ge=1)
-    max_expanded_bytes: int = Field(alias="SPACEPORT_MAX_EXPANDED_BYTES", ge=1)
-    max_image_pixels: int = Field(alias="SPACEPORT_MAX_IMAGE_PIXELS", ge=1)
+class ValidatorSettings(CommonSettings, ValidatorLimits):
+    """The validate Lambda: the jobs table and bucket, and the validator's limits."""
 
 
 class ExecutionSettings(CommonSettings):

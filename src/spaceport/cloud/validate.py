@@ -1,26 +1,31 @@
-"""The Validate task: fetch the job's upload into /tmp, run the shared validator, publish the usable photos.
+"""The Validate task: validate the job's upload where it lies in S3 and publish the usable photos for SfM.
 
-The validator (``spaceport.validation``) is the same code the local run uses, so a job is accepted or
+The validator (``spaceport.validation``) is the same code the CLI and the sfm stage run, so a job is accepted or
 rejected for the same reasons everywhere. Its limits come from template parameters (environment).
+
+Nothing is copied to the Lambda's /tmp: an archive is read through ranged GETs (its central directory, then one
+member after another) and a folder upload one object at a time, each photo held in memory while it is judged.
+A usable photo is published as soon as it is judged (a PUT of the bytes at hand, or a server-side copy of an
+uploaded photo), so the upload is read once; if the upload is rejected after all, what was published is deleted.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
 
 from spaceport.cloud import aws
 from spaceport.cloud.jobs import JobsTable
 from spaceport.cloud.models import Stage
+from spaceport.cloud.s3io import S3ObjectReader, read_object
 from spaceport.cloud.settings import ValidatorSettings
 
 logger = Logger(child=True)
 
 JOB_FILE = "job.json"
+DELETE_BATCH = 1_000  # DeleteObjects takes at most 1,000 keys
 
 
 class InputRejectedError(Exception):
@@ -39,47 +44,87 @@ def _limits(settings: ValidatorSettings) -> Any:
     )
 
 
-def _download(s3: Any, bucket: str, key: str, target: Path) -> None:
-    """Stream one object to a file on this thread: a Lambda gains nothing from download_file's thread pool."""
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    with target.open("wb") as handle:
-        for chunk in body.iter_chunks(1 << 20):
-            handle.write(chunk)
+class _Publisher:
+    """Puts each usable photo under ``jobs/<id>/images/`` as the validator hands it over; can take them back."""
+
+    def __init__(self, bucket: str, job_id: str) -> None:
+        self._bucket, self._prefix = bucket, f"jobs/{job_id}/images/"
+        self.keys: list[str] = []
+
+    def put(self, relative: str, data: BinaryIO) -> None:
+        key = self._prefix + relative
+        self.keys.append(key)
+        aws.client("s3").put_object(Bucket=self._bucket, Key=key, Body=data)
+
+    def copy(self, relative: str, source_key: str, etag: str) -> None:
+        key = self._prefix + relative
+        self.keys.append(key)
+        source = {"Bucket": self._bucket, "Key": source_key}
+        aws.client("s3").copy_object(Bucket=self._bucket, Key=key, CopySource=source, CopySourceIfMatch=etag)
+
+    def withdraw(self) -> None:
+        """Delete what was published: a rejected upload must leave no photos for a later stage to find.
+
+        Best effort, and never in the way of the error that made the upload fail: that one is the job's reason.
+        """
+        s3 = aws.client("s3")
+        try:
+            for start in range(0, len(self.keys), DELETE_BATCH):
+                batch = [{"Key": key} for key in self.keys[start : start + DELETE_BATCH]]
+                s3.delete_objects(Bucket=self._bucket, Delete={"Objects": batch, "Quiet": True})
+        except (ClientError, BotoCoreError):
+            logger.exception("published photos not withdrawn", extra={"photos": len(self.keys)})
+        self.keys.clear()
 
 
-def _download_archive(settings: ValidatorSettings, key: str, workdir: Path) -> Path:
-    """Download the archive (after a size check); the validator extracts it safely itself."""
+def _validate_archive(settings: ValidatorSettings, key: str, publisher: _Publisher) -> Any:
+    """The archive, read in place through ranged GETs of the version that is there now."""
+    from spaceport.validation import validate_archive
+
     s3 = aws.client("s3")
-    size = s3.head_object(Bucket=settings.data_bucket, Key=key)["ContentLength"]
-    if size > settings.max_archive_bytes:
-        raise InputRejectedError(f"archive is {size} bytes, over the limit of {settings.max_archive_bytes}")
-    archive = workdir / "upload.zip"
-    _download(s3, settings.data_bucket, key, archive)
-    return archive
+    head = s3.head_object(Bucket=settings.data_bucket, Key=key)
+    reader = S3ObjectReader(s3, settings.data_bucket, key, head["ContentLength"], head["ETag"])
+    report = validate_archive(
+        reader,
+        head["ContentLength"],
+        _limits(settings),
+        name=key,
+        on_image=lambda image, data: publisher.put(image.relative, data),
+    )
+    logger.info("archive read", extra={"key": key, "requests": reader.requests, "bytes_read": reader.bytes_fetched})
+    return report
 
 
-def _download_folder(settings: ValidatorSettings, prefix: str, workdir: Path) -> Path:
-    """Download every object under the job's prefix except job.json, refusing early when over the limits."""
+def _validate_folder(settings: ValidatorSettings, prefix: str, publisher: _Publisher) -> Any:
+    """Every object under the job's prefix except job.json, each read into memory once, usable ones copied."""
+    from spaceport.validation import new_buffer, validate_files
+
     s3 = aws.client("s3")
-    photos = workdir / "photos"
-    photos.mkdir()
-    count = total = 0
+    objects: dict[str, tuple[str, int, str]] = {}
+    total = 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.data_bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             relative = item["Key"][len(prefix) :]
             if relative == JOB_FILE or not relative or relative.endswith("/"):
                 continue
-            count, total = count + 1, total + item["Size"]
-            if count > settings.max_images:
-                raise InputRejectedError(f"more than {settings.max_images} files uploaded")
+            if any(part in ("", ".", "..") for part in relative.split("/")):
+                raise InputRejectedError(f"unsafe object name: {relative}")
+            total += item["Size"]
+            # A folder upload is read whole, like an archive's expansion: the same limit bounds this task's time.
             if total > settings.max_expanded_bytes:
                 raise InputRejectedError(f"upload is over the limit of {settings.max_expanded_bytes} bytes")
-            target = (photos / relative).resolve()
-            if not target.is_relative_to(photos.resolve()):
-                raise InputRejectedError(f"unsafe object name: {relative}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _download(s3, settings.data_bucket, item["Key"], target)
-    return photos
+            objects[relative] = (item["Key"], item["Size"], item["ETag"])
+
+    def read(relative: str) -> BinaryIO:
+        key, _, etag = objects[relative]
+        return read_object(s3, settings.data_bucket, key, etag, sink=new_buffer())
+
+    def publish(image: Any, data: BinaryIO) -> None:
+        key, _, etag = objects[image.relative]
+        publisher.copy(image.relative, key, etag)
+
+    files = [(relative, size) for relative, (_, size, _) in objects.items()]
+    return validate_files(files, read, _limits(settings), name=prefix, on_image=publish)
 
 
 def validate_job(settings: ValidatorSettings, job_id: str) -> dict[str, Any]:
@@ -87,29 +132,24 @@ def validate_job(settings: ValidatorSettings, job_id: str) -> dict[str, Any]:
 
     Raises:
         InputRejectedError: the upload cannot be used; the message lists every problem found.
+        S3ReadError: S3 failed a read (the state machine retries the task).
     """
-    from spaceport.validation import validated_input
-
     table = JobsTable(settings.jobs_table)
     job = table.get(job_id)
     table.begin_stage(job_id, Stage.VALIDATE)
     upload = job.get("upload", {})
-    workdir = Path(tempfile.mkdtemp(prefix=f"validate-{job_id}-"))
-    s3 = aws.client("s3")
+    publisher = _Publisher(settings.data_bucket, job_id)
     try:
         if upload.get("kind") == "zip":
-            source = _download_archive(settings, upload["key"], workdir)
+            report = _validate_archive(settings, upload["key"], publisher)
         else:
-            source = _download_folder(settings, upload["prefix"], workdir)
-        with validated_input(source, _limits(settings)) as validated:
-            report = validated.report
-            if not report.accepted:
-                problems = "; ".join(f"{p.path}: {p.message} ({p.code})" for p in report.problems)
-                raise InputRejectedError(problems or "upload rejected")
-            for image in validated.images:
-                s3.upload_file(str(image.path), settings.data_bucket, f"jobs/{job_id}/images/{image.relative}")
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+            report = _validate_folder(settings, upload["prefix"], publisher)
+        if not report.accepted:
+            problems = "; ".join(f"{p.path}: {p.message} ({p.code})" for p in report.problems)
+            raise InputRejectedError(problems or "upload rejected")
+    except BaseException:
+        publisher.withdraw()
+        raise
     figures = {"images": report.images, "warnings": [w.message for w in report.warnings][:50]}
     images_uri = f"s3://{settings.data_bucket}/jobs/{job_id}/images/"
     table.end_stage(job_id, Stage.VALIDATE, "SUCCEEDED", figures, {"images": images_uri})

@@ -1,9 +1,11 @@
-"""Safe extraction of an uploaded .zip into a private folder.
+"""Reading an uploaded .zip safely: its entries vetted from the central directory, each member read with the
+expansion limit enforced on the bytes it really produces.
 
-Nothing in an archive is trusted: every name is checked before a byte is written, and the size limit is
-enforced on the bytes actually written, not on the sizes the archive declares (which a zip bomb lies about).
-Only stored and deflated entries are extracted: bzip2 and LZMA decompress without an output bound in
-``zipfile``, so one small read could expand to gigabytes in memory.
+Nothing in an archive is trusted: every name is checked before a byte is read, and the size limit is
+enforced on the bytes actually decompressed, not on the sizes the archive declares (which a zip bomb lies about).
+Only stored and deflated entries are read: bzip2 and LZMA decompress without an output bound in
+``zipfile``, so one small read could expand to gigabytes in memory. The validator reads members straight into
+memory (``read_member``); ``safe_extract_zip`` writes them into a private folder with the same checks.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import stat
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from spaceport.validation.codes import Code
 from spaceport.validation.limits import Limits
@@ -24,6 +27,9 @@ SUPPORTED_METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}
 ENCRYPTED_FLAGS = 0x1 | 0x40
 JUNK_FOLDERS = {"__MACOSX", ".Trashes", ".Spotlight-V100", ".fseventsd", "$RECYCLE.BIN"}
 JUNK_FILES = {".DS_Store", "Thumbs.db", "ehthumbs.db", "desktop.ini", "Icon\r", ".localized"}
+# The longest file or folder name most file systems (ext4, APFS, NTFS) store, in bytes: the sfm stage writes
+# the accepted photos to disk under their names.
+MAX_NAME_BYTES = 255
 
 
 class ArchiveRejectedError(Exception):
@@ -44,10 +50,57 @@ class Extraction:
     bytes_written: int = 0
 
 
+@dataclass(frozen=True)
+class Member:
+    """An archive entry worth inspecting: its zip record and its safe path parts."""
+
+    info: zipfile.ZipInfo
+    parts: tuple[str, ...]
+
+    @property
+    def relative(self) -> str:
+        """The member's path relative to the archive, as a folder of the same files would name it."""
+        return "/".join(self.parts)
+
+
 def is_junk(parts: tuple[str, ...]) -> bool:
     """Operating-system litter (Finder, Explorer) that is never a photo."""
     name = parts[-1]
     return any(part in JUNK_FOLDERS for part in parts[:-1]) or name in JUNK_FILES or name.startswith("._")
+
+
+def check_archive_size(archive_bytes: int, limits: Limits) -> None:
+    """Refuse an archive larger than the limit before any of it is read."""
+    if archive_bytes > limits.max_archive_bytes:
+        raise ArchiveRejectedError(
+            _issue(
+                Code.ARCHIVE_TOO_LARGE,
+                "",
+                f"the archive is {archive_bytes} bytes; the limit is {limits.max_archive_bytes}",
+            )
+        )
+
+
+def archive_members(archive: zipfile.ZipFile, archive_bytes: int, limits: Limits, result: Extraction) -> list[Member]:
+    """Vet every entry from the central directory, before a byte of data is read: the members to inspect.
+
+    Raises:
+        ArchiveRejectedError: an entry is unsafe, encrypted, of an unsupported method, or the archive admits to
+            expanding past the limit. Junk entries are skipped with a warning in ``result``.
+    """
+    members = _check_entries(archive.infolist(), limits, result)
+    _check_declared_size(members, limits.expansion_cap(archive_bytes))
+    return members
+
+
+def read_member(archive: zipfile.ZipFile, member: Member, budget: int, sink: BinaryIO) -> int:
+    """Decompress one member into ``sink``, counting the bytes it really produces; returns that count.
+
+    Raises:
+        ArchiveRejectedError: the member expands past ``budget`` bytes, or holds another size than it declares.
+        zipfile.BadZipFile: its data does not match its CRC (a corrupt archive).
+    """
+    return _copy_capped(archive, member.info, sink, budget)
 
 
 def safe_extract_zip(zip_path: Path, dest: Path, limits: Limits) -> Extraction:
@@ -70,18 +123,10 @@ def safe_extract_zip(zip_path: Path, dest: Path, limits: Limits) -> Extraction:
     result = Extraction()
     try:
         archive_bytes = zip_path.stat().st_size
-        if archive_bytes > limits.max_archive_bytes:
-            raise ArchiveRejectedError(
-                _issue(
-                    Code.ARCHIVE_TOO_LARGE,
-                    "",
-                    f"the archive is {archive_bytes} bytes; the limit is {limits.max_archive_bytes}",
-                )
-            )
+        check_archive_size(archive_bytes, limits)
         with zipfile.ZipFile(zip_path) as archive:
-            entries = _check_entries(archive.infolist(), limits, result)
-            _check_declared_size(entries, limits.expansion_cap(archive_bytes))
-            _extract_entries(archive, entries, dest.resolve(), limits.expansion_cap(archive_bytes), result)
+            members = archive_members(archive, archive_bytes, limits, result)
+            _extract_entries(archive, members, dest.resolve(), limits.expansion_cap(archive_bytes), result)
     except ArchiveRejectedError as rejected:
         result.problems.append(rejected.issue)
     except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, OSError) as error:
@@ -104,20 +149,26 @@ def _member_parts(name: str) -> tuple[str, ...]:
         raise ArchiveRejectedError(_issue(Code.UNSAFE_ARCHIVE, name, "a path that escapes the archive's folder"))
     if any("\x00" in part for part in parts):
         raise ArchiveRejectedError(_issue(Code.UNSAFE_ARCHIVE, name, "a NUL byte in a file name"))
+    if any(len(part.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for part in parts):
+        raise ArchiveRejectedError(
+            _issue(Code.UNSAFE_ARCHIVE, name, f"a file or folder name longer than {MAX_NAME_BYTES} bytes")
+        )
     return parts
 
 
-def _check_entries(
-    infos: list[zipfile.ZipInfo], limits: Limits, result: Extraction
-) -> list[tuple[zipfile.ZipInfo, tuple[str, ...]]]:
-    """Vet every entry before anything is written; return the ones to extract with their path parts."""
+def _check_entries(infos: list[zipfile.ZipInfo], limits: Limits, result: Extraction) -> list[Member]:
+    """Vet every entry before anything is read; return the ones to inspect with their path parts."""
     if len(infos) > limits.max_files:
         raise ArchiveRejectedError(
             _issue(Code.ARCHIVE_TOO_LARGE, "", f"the archive has {len(infos)} entries; the limit is {limits.max_files}")
         )
-    entries, seen, junk_folders = [], set(), set()
+    entries: list[Member] = []
+    seen: dict[str, str] = {}
+    folders: set[str] = set()
+    junk_folders: set[str] = set()
     for info in infos:
         parts = _member_parts(info.filename)
+        folders.update("/".join(parts[:depth]).casefold() for depth in range(1, len(parts)))
         mode = info.external_attr >> 16
         if stat.S_IFMT(mode) and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
             kind = "a symbolic link" if stat.S_ISLNK(mode) else "a special file (device, pipe or socket)"
@@ -127,6 +178,8 @@ def _check_entries(
                 _issue(Code.ENCRYPTED_ARCHIVE, info.filename, "password-protected: zip the photos without a password")
             )
         if not parts or info.is_dir():
+            if parts:
+                folders.add("/".join(parts).casefold())
             continue
         if info.compress_type not in SUPPORTED_METHODS:
             raise ArchiveRejectedError(
@@ -139,11 +192,17 @@ def _check_entries(
         key = "/".join(parts).casefold()
         if key in seen:
             raise ArchiveRejectedError(_issue(Code.UNSAFE_ARCHIVE, info.filename, "the same path appears twice"))
-        seen.add(key)
+        seen[key] = info.filename
         if is_junk(parts):
             _note_junk(parts, info.filename, junk_folders, result)
             continue
-        entries.append((info, parts))
+        entries.append(Member(info, parts))
+    # A file and a folder of the same name cannot both be written out (the sfm stage writes the photos to disk).
+    clashes = sorted(folders & set(seen))
+    if clashes:
+        raise ArchiveRejectedError(
+            _issue(Code.UNSAFE_ARCHIVE, seen[clashes[0]], "a file and a folder have the same path")
+        )
     return entries
 
 
@@ -158,9 +217,9 @@ def _note_junk(parts: tuple[str, ...], name: str, junk_folders: set[str], result
         result.warnings.append(_issue(Code.JUNK_FILE, prefix + "/", "operating-system metadata folder, skipped"))
 
 
-def _check_declared_size(entries: list[tuple[zipfile.ZipInfo, tuple[str, ...]]], cap: int) -> None:
-    """Refuse early, before writing, when the archive itself admits it is too large."""
-    declared = sum(info.file_size for info, _ in entries)
+def _check_declared_size(entries: list[Member], cap: int) -> None:
+    """Refuse early, before reading, when the archive itself admits it is too large."""
+    declared = sum(member.info.file_size for member in entries)
     if declared > cap:
         raise ArchiveRejectedError(
             _issue(Code.ARCHIVE_TOO_LARGE, "", f"the archive expands to {declared} bytes; the limit is {cap}")
@@ -169,31 +228,34 @@ def _check_declared_size(entries: list[tuple[zipfile.ZipInfo, tuple[str, ...]]],
 
 def _extract_entries(
     archive: zipfile.ZipFile,
-    entries: list[tuple[zipfile.ZipInfo, tuple[str, ...]]],
+    entries: list[Member],
     dest: Path,
     cap: int,
     result: Extraction,
 ) -> None:
-    for info, parts in entries:
-        target = dest.joinpath(*parts)
+    for member in entries:
+        target = dest.joinpath(*member.parts)
         # Belt and braces: _member_parts already refused "..", but the final path must still sit under dest.
         if not target.resolve().is_relative_to(dest):
-            raise ArchiveRejectedError(_issue(Code.UNSAFE_ARCHIVE, info.filename, "a path that escapes the archive"))
+            raise ArchiveRejectedError(
+                _issue(Code.UNSAFE_ARCHIVE, member.info.filename, "a path that escapes the archive")
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
-        written = _copy_capped(archive, info, target, cap - result.bytes_written)
+        with target.open("xb") as sink:
+            written = _copy_capped(archive, member.info, sink, cap - result.bytes_written)
         result.bytes_written += written
         result.files_written += 1
 
 
-def _copy_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int) -> int:
-    """Stream one entry to ``target``, counting the bytes really produced, and stop past ``budget``."""
+def _copy_capped(archive: zipfile.ZipFile, info: zipfile.ZipInfo, sink: BinaryIO, budget: int) -> int:
+    """Stream one entry to ``sink``, counting the bytes really produced, and stop past ``budget``."""
     # zipfile stops reading at the declared size; a copy of the entry that declares more than the budget makes it
     # decompress as far as the data really goes, so a lying size is measured rather than believed. The extra
     # chunk keeps zipfile from reaching that size (and checking the CRC) in the read that crosses the budget.
     probe = copy.copy(info)
     probe.file_size = budget + CHUNK_BYTES + 1
     written = 0
-    with archive.open(probe) as source, target.open("xb") as sink:
+    with archive.open(probe) as source:
         while chunk := source.read(CHUNK_BYTES):
             written += len(chunk)
             if written > budget:

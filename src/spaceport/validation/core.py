@@ -5,31 +5,58 @@ The verdict: accepted when at least ``min_images`` distinct usable images (and n
 remain after skipping bad files, and nothing about the input as a whole is unsafe. A skipped file is a warning
 when the input is accepted anyway, and a problem when the input is rejected for having too few images, so the
 user sees every file that let them down.
+
+A folder is read where it is. An archive is never extracted: its central directory is vetted, then each member
+is read into memory (a spooled buffer: only a member larger than ``SPOOL_MEMORY_BYTES`` touches the disk), judged
+and dropped, so an archive of any size needs about one photo's worth of memory per worker and no disk.
+``validate_archive`` reads from any seekable binary stream (a local file, or ranged reads of an S3 object) and
+``validate_files`` from any store of named files (an S3 prefix): the Lambda's doors share this code with the CLI.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import tempfile
-from collections import defaultdict
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+import zipfile
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO, Literal
 
 from spaceport.contract import file_digest
-from spaceport.validation.archive import safe_extract_zip
+from spaceport.validation.archive import (
+    ArchiveRejectedError,
+    Extraction,
+    Member,
+    archive_members,
+    check_archive_size,
+    read_member,
+)
 from spaceport.validation.codes import Code
-from spaceport.validation.images import FileResult, ImageInfo, inspect_file, pillow_guard
-from spaceport.validation.limits import Limits
+from spaceport.validation.images import FileResult, ImageInfo, inspect_file, inspect_stream, pillow_guard
+from spaceport.validation.limits import MIB, Limits
 from spaceport.validation.report import Issue, ValidationReport
 from spaceport.validation.sniff import Kind, read_head, sniff
-from spaceport.validation.walk import list_folder
+from spaceport.validation.walk import list_folder, list_names
 
 TEMP_PREFIX = "spaceport-validate-"
 # Decoding releases the GIL inside Pillow, so a few threads use every core without a process pool.
 MAX_WORKERS = 4
+# A member or object up to this size is held in memory while it is judged; a larger one (no photo is) spills to
+# a temporary file, so memory stays bounded whatever an upload holds.
+SPOOL_MEMORY_BYTES = 64 * MIB
+# Reasons an archive cannot be read at all (OSError: a seek the archive's own offsets make impossible). A stream
+# over a network must raise its own failures as something else, so they are never taken for a verdict on the upload.
+_UNREADABLE_ARCHIVE = (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, OSError)
+
+ImageReceiver = Callable[[ImageInfo, BinaryIO], "Path | None"]
+"""Called with each usable image (duplicates left out) and its bytes, positioned at 0, while they are at hand;
+what it returns, if anything, is where it kept the image."""
 
 
 @dataclass
@@ -60,46 +87,130 @@ def validate_path(path: Path, limits: Limits | None = None) -> ValidationReport:
     Returns:
         The report; never raises for anything the input contains.
     """
-    with validated_input(path, limits) as validated:
-        return validated.report
+    return _validate_local(Path(path), limits, keep_in=None).report
 
 
 @contextmanager
 def validated_input(path: Path, limits: Limits | None = None) -> Iterator[ValidatedInput]:
-    """Validate ``path`` and keep its usable images readable for the block (an archive's extracted copy).
+    """Validate ``path`` and keep its usable images readable for the block (an archive's usable photos copied).
 
-    The sfm stage uses this to read exactly the images the validator accepted. On leaving the block an
+    The local run uses this to copy exactly the images the validator accepted. On leaving the block an
     archive's private temporary folder is removed.
+    """
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as scratch:
+        yield _validate_local(Path(path), limits, Path(scratch))
+
+
+def _validate_local(path: Path, limits: Limits | None, keep_in: Path | None) -> ValidatedInput:
+    """A folder or an archive on this machine; an archive's usable photos are copied into ``keep_in`` if given."""
+    limits = Limits.from_env() if limits is None else limits
+    findings = _Findings()
+    with pillow_guard(limits):
+        kind = _input_kind(path, limits, findings)
+        if kind == "folder":
+            _check_folder(path.resolve(), limits, findings)
+        elif kind == "zip":
+            with path.open("rb") as handle:
+                _check_archive(handle, path.stat().st_size, limits, findings, _keeper(keep_in), str(path))
+        return ValidatedInput(report=_verdict(findings, limits, str(path)), images=findings.images)
+
+
+def _keeper(folder: Path | None) -> ImageReceiver | None:
+    """A receiver that writes each usable photo under ``folder`` by its relative name."""
+    if folder is None:
+        return None
+
+    def keep(image: ImageInfo, data: BinaryIO) -> Path:
+        target = folder.joinpath(*image.relative.split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("xb") as sink:
+            while chunk := data.read(MIB):
+                sink.write(chunk)
+        return target
+
+    return keep
+
+
+def validate_archive(
+    stream: BinaryIO,
+    archive_bytes: int,
+    limits: Limits | None = None,
+    *,
+    name: str,
+    on_image: ImageReceiver | None = None,
+) -> ValidationReport:
+    """Validate a zip archive read from a seekable binary stream, member by member, without writing it anywhere.
+
+    Args:
+        stream: The archive, seekable (a file, or ranged reads of a remote object).
+        archive_bytes: Its size.
+        limits: Limits to apply; ``Limits.from_env()`` when None.
+        name: How the report names the archive as a whole.
+        on_image: Receives each usable image and its bytes, once, as it is judged; an image handed over may still
+            belong to an input rejected later (too few photos, a corrupt member further on).
+
+    Returns:
+        The report, as ``validate_path`` gives it for the same archive as a file. Exceptions of ``stream`` other
+        than a corrupt archive's (a failed network read) propagate.
     """
     limits = Limits.from_env() if limits is None else limits
     findings = _Findings()
-    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as scratch, pillow_guard(limits):
-        root = _input_root(Path(path), Path(scratch), limits, findings)
-        if root is not None and not findings.problems:
-            _check_folder(root, limits, findings)
-        yield ValidatedInput(report=_verdict(findings, limits, str(path)), images=findings.images)
+    with pillow_guard(limits):
+        _check_archive(stream, archive_bytes, limits, findings, on_image, name)
+    return _verdict(findings, limits, name)
 
 
-def _input_root(path: Path, scratch: Path, limits: Limits, findings: _Findings) -> Path | None:
-    """The folder to walk: ``path`` itself, or the archive extracted into ``scratch``; None when neither."""
+def validate_files(
+    files: list[tuple[str, int]],
+    read: Callable[[str], BinaryIO],
+    limits: Limits | None = None,
+    *,
+    name: str,
+    on_image: ImageReceiver | None = None,
+) -> ValidationReport:
+    """Validate a folder held elsewhere (an object store's prefix) as ``validate_path`` validates it on disk.
+
+    Args:
+        files: Every file as (path relative to the folder, with ``/``; size in bytes).
+        read: Returns a file's bytes as a readable stream (``new_buffer`` holds them without filling the disk);
+            its exceptions propagate.
+        limits: Limits to apply; ``Limits.from_env()`` when None.
+        name: How the report names the folder as a whole.
+        on_image: As for ``validate_archive``.
+    """
+    limits = Limits.from_env() if limits is None else limits
+    findings = _Findings()
+    listing = list_names([relative for relative, _ in files], limits)
+    findings.notes += listing.notes
+    if listing.problem is not None:
+        findings.problems.append(listing.problem)
+        return _verdict(findings, limits, name)
+    sizes = dict(files)
+    candidates = [_Candidate(name, sizes[name], lambda name=name: read(name)) for name in listing.names]
+    with pillow_guard(limits):
+        _inspect_stream(candidates, limits, findings, on_image)
+    return _verdict(findings, limits, name)
+
+
+def new_buffer() -> BinaryIO:
+    """Somewhere to hold one file's bytes: memory, spilling to a temporary file past ``SPOOL_MEMORY_BYTES``."""
+    return tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES, prefix=TEMP_PREFIX)  # type: ignore[return-value]
+
+
+def _input_kind(path: Path, limits: Limits, findings: _Findings) -> Literal["folder", "zip"] | None:
+    """What ``path`` is as an input; None (with the problem noted) when it is neither a folder nor an archive."""
     shown = str(path)
     if not os.path.lexists(path) or (path.is_symlink() and not path.exists()):
         findings.problems.append(Issue(code=Code.NOT_FOUND, path=shown, message="no such file or folder"))
         return None
     if path.is_dir():
-        return path.resolve()
+        return "folder"
     if not path.is_file():
         findings.problems.append(Issue(code=Code.UNSUPPORTED_FILE, path=shown, message="not a file or folder"))
         return None
     kind = sniff(read_head(path))
     if kind is Kind.ZIP:
-        extraction = safe_extract_zip(path, scratch, limits)
-        # Archive-wide problems carry no member name: name the archive itself.
-        findings.problems += [
-            problem.model_copy(update={"path": problem.path or shown}) for problem in extraction.problems
-        ]
-        findings.notes += extraction.warnings
-        return scratch.resolve()
+        return "zip"
     if path.suffix.lower() == ".zip":
         findings.problems.append(Issue(code=Code.CORRUPT_ARCHIVE, path=shown, message="not a valid zip archive"))
     else:
@@ -142,6 +253,146 @@ def _check_folder(root: Path, limits: Limits, findings: _Findings) -> None:
     findings.images = _drop_duplicates(findings.images, findings.skipped)
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """A file to judge from a stream: its relative name, its size, and how to get its bytes."""
+
+    relative: str
+    size: int
+    read: Callable[[], BinaryIO]
+
+
+def _check_archive(
+    stream: BinaryIO,
+    archive_bytes: int,
+    limits: Limits,
+    findings: _Findings,
+    on_image: ImageReceiver | None,
+    shown: str,
+) -> None:
+    """Vet the archive's entries, then judge its members one by one as they are read."""
+    entries = Extraction()
+    try:
+        check_archive_size(archive_bytes, limits)
+        with zipfile.ZipFile(stream) as archive:
+            try:
+                members = archive_members(archive, archive_bytes, limits, entries)
+            finally:
+                findings.notes += entries.warnings  # junk met before an unsafe entry is still reported
+            budget = [limits.expansion_cap(archive_bytes)]
+
+            def reader(member: Member) -> Callable[[], BinaryIO]:
+                # Members are read one after another, so what is left of the expansion budget is shared state.
+                def read() -> BinaryIO:
+                    buffer = new_buffer()
+                    budget[0] -= read_member(archive, member, budget[0], buffer)
+                    return buffer
+
+                return read
+
+            ordered = sorted(members, key=lambda member: member.relative)
+            candidates = [_Candidate(m.relative, m.info.file_size, reader(m)) for m in ordered]
+            _inspect_stream(candidates, limits, findings, on_image)
+    except ArchiveRejectedError as rejected:
+        _reject_archive(findings, rejected.issue, shown)
+    except _UNREADABLE_ARCHIVE as error:
+        unreadable = Issue(code=Code.CORRUPT_ARCHIVE, path="", message=f"the archive cannot be read: {error}")
+        _reject_archive(findings, unreadable, shown)
+
+
+def _reject_archive(findings: _Findings, issue: Issue, shown: str) -> None:
+    """An archive-wide problem ends the check: what was judged of its members so far no longer counts."""
+    # Archive-wide problems carry no member name: name the archive itself.
+    findings.problems.append(issue.model_copy(update={"path": issue.path or shown}))
+    findings.images, findings.skipped = [], []
+    findings.notes = [note for note in findings.notes if note.code is Code.JUNK_FILE]
+
+
+def _inspect_stream(
+    candidates: list[_Candidate], limits: Limits, findings: _Findings, on_image: ImageReceiver | None
+) -> None:
+    """Read each candidate in turn, judge it on a worker, and settle the results in name order.
+
+    At most ``workers`` files are held at once: each is read while the ones before it are decoded. Duplicates are
+    reported after every other skipped file, as the folder check reports them.
+    """
+    dedupe = _Dedupe(Counter(candidate.size for candidate in candidates))
+    workers = max(1, min(MAX_WORKERS, os.cpu_count() or 1, len(candidates)))
+    pending: deque[tuple[_Candidate, BinaryIO, Future[FileResult]]] = deque()
+
+    def settle() -> None:
+        candidate, data, judged = pending.popleft()
+        with data:
+            _settle(candidate, data, judged.result(), dedupe, findings, on_image)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        try:
+            for candidate in candidates:
+                data = candidate.read()
+                pending.append((candidate, data, pool.submit(_judge, candidate, data, limits)))
+                if len(pending) >= workers:
+                    settle()
+            while pending:
+                settle()
+        finally:
+            # Stopped early (a rejected archive, a failed read): let running judgements end before their bytes go.
+            for _, data, judged in pending:
+                if not judged.cancel():
+                    judged.exception()
+                data.close()
+    findings.skipped += dedupe.duplicates
+
+
+@dataclass
+class _Dedupe:
+    """Byte-identical usable images seen so far: only files of equal size can be identical, so only those are hashed."""
+
+    sizes: Counter[int]
+    first_by_digest: dict[str, ImageInfo] = field(default_factory=dict)
+    duplicates: list[Issue] = field(default_factory=list)
+
+    def is_duplicate(self, image: ImageInfo, size: int, data: BinaryIO) -> bool:
+        if self.sizes[size] < 2:
+            return False
+        data.seek(0)
+        digest = hashlib.file_digest(data, "sha256").hexdigest()  # type: ignore[arg-type]
+        original = self.first_by_digest.setdefault(digest, image)
+        if original is image:
+            return False
+        self.duplicates.append(
+            Issue(code=Code.DUPLICATE_IMAGES, path=image.relative, message=f"identical to {original.relative}")
+        )
+        return True
+
+
+def _judge(candidate: _Candidate, data: BinaryIO, limits: Limits) -> FileResult:
+    return inspect_stream(candidate.relative, data, candidate.size, limits)
+
+
+def _settle(
+    candidate: _Candidate,
+    data: BinaryIO,
+    result: FileResult,
+    dedupe: _Dedupe,
+    findings: _Findings,
+    on_image: ImageReceiver | None,
+) -> None:
+    """Record one judged file; a usable image identical to an earlier one is skipped, the rest handed over."""
+    findings.notes += result.notes
+    if result.skip is not None:
+        findings.skipped.append(result.skip)
+        return
+    image = result.image
+    if image is None or dedupe.is_duplicate(image, candidate.size, data):
+        return
+    if on_image is not None:
+        data.seek(0)
+        kept_at = on_image(image, data)
+        if kept_at is not None:
+            image = dataclasses.replace(image, path=kept_at)
+    findings.images.append(image)
+
+
 def _inspect_all(candidates: list[tuple[str, Path]], limits: Limits) -> list[FileResult]:
     workers = max(1, min(MAX_WORKERS, os.cpu_count() or 1, len(candidates)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -160,6 +411,7 @@ def _drop_duplicates(images: list[ImageInfo], skipped: list[Issue]) -> list[Imag
     kept = []
     for image in images:
         if len(by_size[image.size_bytes]) > 1:
+            assert image.path is not None  # a folder's images are read where they are
             digest = file_digest(image.path)
             original = first_by_digest.setdefault(digest, image)
             if original is not image:

@@ -47,10 +47,11 @@ JPEG_DRAFT_SCALE = 8
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """A usable image: where it is, and what the sfm stage needs to know about it."""
+    """A usable image: where it is (None for one read from a stream and kept nowhere), and what the sfm stage
+    needs to know about it."""
 
     relative: str
-    path: Path
+    path: Path | None
     format: str
     mode: str
     width: int
@@ -99,26 +100,40 @@ def inspect_file(relative: str, path: Path, limits: Limits) -> FileResult:
     """Judge one file; never raises for anything the file's content can cause. Call inside ``pillow_guard``."""
     result = FileResult(relative)
     try:
-        result.image = _inspect(relative, path, limits, result.notes)
+        with _open_regular(path) as handle:
+            size_bytes = os.fstat(handle.fileno()).st_size
+            result.image = _inspect(relative, handle, size_bytes, path, limits, result.notes)
     except FileSkippedError as skipped:
         result.skip = Issue(code=skipped.code, path=relative, message=str(skipped))
     return result
 
 
-def _inspect(relative: str, path: Path, limits: Limits, notes: list[Issue]) -> ImageInfo:
-    extension = path_suffix(relative)
-    with _open_regular(path) as handle:
-        size_bytes = os.fstat(handle.fileno()).st_size
-        if size_bytes == 0:
-            code = Code.UNREADABLE_IMAGE if extension in IMAGE_EXTENSIONS else Code.UNSUPPORTED_FILE
-            raise FileSkippedError(code, "an empty file (0 bytes)")
-        head = handle.read(SNIFF_BYTES)
+def inspect_stream(relative: str, handle: BinaryIO, size_bytes: int, limits: Limits) -> FileResult:
+    """Judge one file's bytes, read from a seekable stream (an archive member or an object held in memory), by
+    exactly the checks ``inspect_file`` makes. Call inside ``pillow_guard``."""
+    result = FileResult(relative)
+    try:
         handle.seek(0)
-        _refuse_by_signature(sniff(head))
-        with _open_image(handle, extension) as image:
-            info = _check_header(relative, path, image, size_bytes, limits)
-            _decode(image)
-            orientation = _orientation(image, relative, notes)
+        result.image = _inspect(relative, handle, size_bytes, None, limits, result.notes)
+    except FileSkippedError as skipped:
+        result.skip = Issue(code=skipped.code, path=relative, message=str(skipped))
+    return result
+
+
+def _inspect(
+    relative: str, handle: BinaryIO, size_bytes: int, path: Path | None, limits: Limits, notes: list[Issue]
+) -> ImageInfo:
+    extension = path_suffix(relative)
+    if size_bytes == 0:
+        code = Code.UNREADABLE_IMAGE if extension in IMAGE_EXTENSIONS else Code.UNSUPPORTED_FILE
+        raise FileSkippedError(code, "an empty file (0 bytes)")
+    head = handle.read(SNIFF_BYTES)
+    handle.seek(0)
+    _refuse_by_signature(sniff(head))
+    with _open_image(handle, extension) as image:
+        info = _check_header(relative, path, image, size_bytes, limits)
+        _decode(image)
+        orientation = _orientation(image, relative, notes)
     if extension not in EXTENSIONS_BY_FORMAT[info.format]:
         shown = extension or "no extension"
         notes.append(Issue(code=Code.MISLABELLED_FILE, path=relative, message=f"a {info.format} image named {shown}"))
@@ -169,7 +184,7 @@ def _open_image(handle: BinaryIO, extension: str) -> Iterator[Image.Image]:
         yield image
 
 
-def _check_header(relative: str, path: Path, image: Image.Image, size_bytes: int, limits: Limits) -> ImageInfo:
+def _check_header(relative: str, path: Path | None, image: Image.Image, size_bytes: int, limits: Limits) -> ImageInfo:
     """Format and dimensions, from the header alone: nothing has been decoded yet."""
     if image.format not in EXTENSIONS_BY_FORMAT:
         raise FileSkippedError(Code.UNSUPPORTED_FILE, f"{image.format} images are not supported: use JPEG, PNG or TIFF")

@@ -101,3 +101,63 @@ def _link_target_inside(root: Path, link: Path) -> Path | None:
     except (OSError, RuntimeError):
         return None
     return target if target.is_relative_to(root) else None
+
+
+@dataclass
+class NameListing:
+    """``list_folder``'s answer for a flat list of names: the names to inspect, notes and a fatal problem."""
+
+    names: list[str] = field(default_factory=list)
+    notes: list[Issue] = field(default_factory=list)
+    problem: Issue | None = None
+
+
+@dataclass
+class _Folder:
+    files: list[str] = field(default_factory=list)
+    folders: dict[str, _Folder] = field(default_factory=dict)
+
+
+def list_names(names: list[str], limits: Limits) -> NameListing:
+    """Walk relative file names (an object store's keys under a prefix) exactly as ``list_folder`` walks a folder
+    holding those files: junk folders and files skipped with the same notes, in the same order, and the same
+    ``max_files`` stop, so a folder uploaded file by file gets the verdict it gets on disk."""
+    root = _Folder()
+    for name in names:
+        parts = name.split("/")
+        folder = root
+        for part in parts[:-1]:
+            folder = folder.folders.setdefault(part, _Folder())
+        folder.files.append(parts[-1])
+    listing = NameListing()
+    _walk_names(root, "", limits, listing, [0])
+    listing.names.sort()
+    return listing
+
+
+def _walk_names(folder: _Folder, prefix: str, limits: Limits, listing: NameListing, seen: list[int]) -> bool:
+    """Visit ``folder`` as os.walk does (its junk subfolders noted, its files, then each subfolder in name order);
+    False once ``max_files`` is passed."""
+    kept = []
+    for name in sorted(folder.folders):
+        if name in JUNK_FOLDERS:
+            listing.notes.append(
+                Issue(code=Code.JUNK_FILE, path=f"{prefix}{name}/", message="operating-system metadata folder")
+            )
+        else:
+            kept.append(name)
+    for name in sorted(folder.files):
+        seen[0] += 1
+        if seen[0] > limits.max_files:
+            listing.problem = Issue(
+                code=Code.TOO_MANY_FILES, path="", message=f"more than {limits.max_files} files in the input"
+            )
+            return False
+        relative = prefix + name
+        if is_junk(tuple(relative.split("/"))):
+            listing.notes.append(
+                Issue(code=Code.JUNK_FILE, path=relative, message="operating-system metadata, skipped")
+            )
+        else:
+            listing.names.append(relative)
+    return all(_walk_names(folder.folders[name], f"{prefix}{name}/", limits, listing, seen) for name in kept)
