@@ -29,7 +29,7 @@ src/spaceport/viewer/static/playcanvas.min.mjs: node_modules/.installed
 	mkdir -p $(@D)
 	cp node_modules/playcanvas/build/playcanvas.min.mjs $@
 
-test: setup-browser setup setup-tools
+test: setup-browser setup setup-tools setup-docker
 	$(BIN)/pytest -q
 
 # The viewer's browser tests drive Debian's chromium and fail without it (a skip would let a broken viewer pass).
@@ -50,7 +50,33 @@ setup-browser:
 	fi
 
 test-fast: setup
-	$(BIN)/pytest -q -m "not slow"
+	$(BIN)/pytest -q -m "not slow and not docker"
+
+# The container and `sam local` tests (marker `docker`) run the images `make images` builds on a Docker engine.
+# `make docker-engine` uses a running engine or, as root with apt, installs Debian's docker.io and starts dockerd
+# (tools/docker-engine.sh). `make test` does that, then builds what is missing and the functions; without an engine
+# it says how to get one and the docker tests skip, saying the same, except in CI (SPACEPORT_REQUIRE_DOCKER=1),
+# where they fail.
+.PHONY: docker-engine images sam-build setup-docker
+docker-engine:
+	tools/docker-engine.sh
+
+# Stage images from the real Dockerfiles (linux/amd64), the Lambda runtime for `sam local` and moto's server, on
+# local stand-in bases where the public ones cannot be pulled (containers/local/README.md). One build at a time.
+images: setup
+	containers/local/build-images.sh
+
+sam-build: setup-tools
+	AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 $(TOOLS_VENV)/bin/sam build
+
+setup-docker: setup setup-tools
+	@if tools/docker-engine.sh; then \
+		$(MAKE) --no-print-directory images sam-build; \
+	elif [ "$${SPACEPORT_REQUIRE_DOCKER:-0}" = 1 ]; then \
+		exit 1; \
+	else \
+		echo "The container and sam local tests will be skipped (see above)." >&2; \
+	fi
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks functions containers
