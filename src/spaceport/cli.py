@@ -27,13 +27,15 @@ web browser, on this machine.
 """
 EPILOG = """\
 validate, sfm, train and compress run one part of `run` on its own; sample-scene
-renders photos to try it on. Details: spaceport COMMAND --help
+renders photos to try it on; georef re-registers a finished run (z up, GPS).
+Details: spaceport COMMAND --help
 """
 
 # In the order `spaceport --help` lists them: the two a user needs first.
 COMMANDS = {
     "run": ("spaceport.local.command", "photos to a viewable splat on this machine"),
     "view": ("spaceport.viewer.command", "serve a run's viewer on localhost and open it"),
+    "georef": ("spaceport.local.georef", "put a finished run upright, in metres, on Earth (GPS); no retraining"),
     "validate": ("spaceport.validation.command", "check a folder or .zip of photos before processing"),
     "sample-scene": ("spaceport.scene.command", "render a synthetic sample scene: photos to try `run` on"),
     "sfm": ("spaceport.sfm.command", "the sfm stage: photos to a COLMAP model (SageMaker Processing contract)"),

@@ -93,3 +93,26 @@ def test_single_photo_run_says_what_input_is_expected(tmp_path: Path, capsys: py
     assert exit_code == 1
     assert "expected a folder or a .zip of 3 or more photos, got a single photo (JPEG)" in error
     assert "UNSUPPORTED_FILE" not in error
+
+
+def test_iterations_reach_the_train_stage_as_a_hyperparameter_with_the_preset_schedule_stretched() -> None:
+    # GIVEN a run asked for 1500 steps of the default preset on the CPU
+    from spaceport.local.command import training_iterations
+    from spaceport.local.pipeline import RunOptions
+    from spaceport.train.config import build_config
+
+    options = RunOptions(Path("photos"), Path("out"), "default", "cpu", iterations=1500)
+
+    # WHEN the train stage's hyperparameters are made from it
+    hyperparameters = options.train_hyperparameters()
+    config = build_config(hyperparameters)
+
+    # THEN they are SageMaker-style strings, the bar counts 1500 steps, and densification still ends before the run
+    assert hyperparameters == {"preset": "default", "device": "cpu", "iterations": "1500"}
+    assert training_iterations(options) == 1500
+    assert config.densify_until < 1500
+    # AND without --iterations the preset decides
+    assert RunOptions(Path("p"), Path("o"), "default", "cpu").train_hyperparameters() == {
+        "preset": "default",
+        "device": "cpu",
+    }

@@ -64,6 +64,27 @@ def test_run_outputs_are_readable_by_other_tools(finished_run) -> None:
     assert preview.shape[1] > 2 * preview.shape[0] * 0.9 and preview.std() > 10
 
 
+def test_run_delivers_the_scene_upright_and_says_so(finished_run) -> None:
+    # GIVEN the sample scene's photos (no GPS), run once
+    _, out, _ = finished_run
+
+    # THEN georef.json says the scene is upright with an arbitrary scale, and report.json carries it
+    georef = json.loads((out / "georef.json").read_text())
+    report = json.loads((out / "report.json").read_text())
+    assert georef["method"] == "upright" and not georef["metric"]
+    assert report["georef"] == georef and report["outputs"]["georef.json"] == str(out / "georef.json")
+    # AND the published model is level: its photos' x axes are horizontal, as they were taken
+    model = pycolmap.Reconstruction(str(out / "sfm" / "sparse" / "0"))
+    rights = np.array([image.cam_from_world().rotation.matrix()[0] for image in model.images.values()])
+    assert np.degrees(np.arcsin(np.abs(rights[:, 2]).max())) < 3.0
+    # AND the viewer starts above the scene, orbiting about +z, without a scale bar (the scale is arbitrary)
+    page = (out / "index.html").read_text()
+    config = json.loads(page.split('id="spaceport-config">')[1].split("</script>")[0])
+    assert config["camera"]["up"] == [0.0, 0.0, 1.0]
+    assert config["camera"]["position"][2] > config["camera"]["target"][2]
+    assert config["frame"]["up"] == [0.0, 0.0, 1.0] and not config["frame"]["georeferenced"]
+
+
 def test_second_run_reuses_finished_stages(finished_run) -> None:
     # GIVEN a finished run
     images_dir, out, _ = finished_run

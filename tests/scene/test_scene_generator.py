@@ -302,3 +302,55 @@ def test_cli_renders_the_requested_layout(tmp_path: Path) -> None:
     truth = json.loads((tmp_path / "ground_truth.json").read_text())
     assert truth["config"]["layout"] == "object"
     assert len(truth["images"]) == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# GPS
+# --------------------------------------------------------------------------------------------------
+
+
+def test_drone_photos_carry_gps_near_the_truth_and_one_wrong_fix(tmp_path: Path) -> None:
+    import pycolmap
+
+    from spaceport.scene.generator import GPS_SURVEY
+    from spaceport.sfm.georef import read_gps_fixes
+
+    # GIVEN a small drone capture (GPS is on by default for the drone)
+    scene = render_sample_scene(tmp_path, small("drone", images=12))
+    truth = json.loads(scene.ground_truth_file.read_text())["gps"]
+
+    # WHEN each photo's EXIF fix is read and placed in metres around the world origin's true position
+    fixes = read_gps_fixes(scene.images_dir, [pose.name for pose in scene.poses])
+    origin = truth["origin"]
+    converter = pycolmap.GPSTransform(pycolmap.GPSTransformEllipsoid.WGS84)
+    fixed = converter.ellipsoid_to_enu(np.array([[f.latitude, f.longitude, f.altitude] for f in fixes.values()]),
+                                       origin["latitude"], origin["longitude"], origin["altitude_m"])  # fmt: skip
+    true = GPS_SURVEY.world_to_enu(scene.camera_centers())
+
+    # THEN every photo has one, within receiver noise of where the camera was, except the one the truth names
+    assert list(fixes) == [pose.name for pose in scene.poses]
+    errors = np.linalg.norm(fixed - true, axis=1)
+    wrong = [pose.name for pose, error in zip(scene.poses, errors, strict=True) if error > 5.0]
+    assert wrong == [truth["wrong_fix"]]
+    assert errors[errors <= 5.0].max() < 4 * math.hypot(GPS_SURVEY.horizontal_noise_m, GPS_SURVEY.vertical_noise_m)
+    # AND the ground truth's true positions are the camera centres, to the millimetre
+    true_recorded = np.array([item["true"] for item in truth["images"]])
+    recorded = converter.ellipsoid_to_enu(true_recorded, origin["latitude"], origin["longitude"], origin["altitude_m"])
+    assert np.abs(recorded - true).max() < 1e-3
+
+
+def test_gps_is_an_option_that_changes_only_the_exif(tmp_path: Path) -> None:
+    # GIVEN the same orbit rendered without GPS (its default) and with it
+    plain = render_sample_scene(tmp_path / "plain", small("orbit", images=2))
+    located = render_sample_scene(tmp_path / "gps", small("orbit", images=2, gps=True))
+
+    # THEN only the second carries GPS and records it, and the pixels are the same
+    for path, expected in ((plain.image_paths[0], False), (located.image_paths[0], True)):
+        with Image.open(path) as photo:
+            assert bool(photo.getexif().get_ifd(0x8825)) is expected
+    assert "gps" not in json.loads(plain.ground_truth_file.read_text())
+    assert "gps" in json.loads(located.ground_truth_file.read_text())
+    assert np.array_equal(np.asarray(Image.open(plain.image_paths[0])), np.asarray(Image.open(located.image_paths[0])))
+    # AND the layouts' defaults: GPS for the drone only
+    assert [SceneConfig(layout=name).gps for name in ("orbit", "drone", "facade", "object")] == [
+        False, True, False, False]  # fmt: skip

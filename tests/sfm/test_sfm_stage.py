@@ -95,8 +95,33 @@ def test_manifest_reports_the_reconstruction(sfm_run) -> None:
     assert 0 < manifest["mean_reprojection_error_px"] < 1.5
     assert manifest["camera_model"] == "PINHOLE"
     assert manifest["matcher"] == "exhaustive"
-    assert set(manifest["seconds"]) == {"validation", "intake", "extraction", "matching", "mapping", "undistortion"}
+    assert set(manifest["seconds"]) == {"validation", "intake", "extraction", "matching", "mapping", "georeferencing",
+                                        "undistortion"}  # fmt: skip
     assert any(path.startswith("sparse/0/") for path in manifest["files"])
+
+
+@pytest.mark.slow
+def test_capture_without_gps_comes_out_upright(sfm_run, sample_scene) -> None:
+    import json
+
+    import pycolmap
+
+    from .test_georef import model_tilt_deg
+
+    # GIVEN the stage's output for the sample photos, which carry no GPS
+    layout, names, _ = sfm_run
+    georef = json.loads((layout.output_dir / "georef.json").read_text())
+    model = pycolmap.Reconstruction(layout.output_dir / "sparse" / "0")
+
+    # WHEN the ground truth's poses are named as the model names the photos (their input paths)
+    truth = json.loads(sample_scene.ground_truth_file.read_text())
+    truth["images"] = [{**truth["images"][index], "name": name} for name, index in names.items()]
+
+    # THEN its z axis is within 3 degrees of the true vertical, and georef.json says the scale is arbitrary
+    assert model_tilt_deg(model, truth) < 3.0
+    assert georef["method"] == "upright" and not georef["georeferenced"] and not georef["metric"]
+    assert "arbitrary" in georef["frame"]["units"] and georef["photos"]["with_gps"] == 0
+    assert verify_manifest(layout.output_dir)["georef"]["method"] == "upright"
 
 
 @pytest.mark.slow

@@ -268,3 +268,77 @@ def test_help_line_is_readable_on_any_scene_and_can_be_hidden(browser, run_dir: 
         show_help.click()
         assert help_line.is_visible()
         assert viewer.console_errors == []
+
+
+# A georeferenced scene (x east, y north, z up, metres), seen from the south, 30 degrees above the horizon.
+GEO_DISTANCE, GEO_ELEVATION_DEG, GEO_FOV = 6.0, 30.0, 50.0
+GEOREF = {"method": "gps"}
+MAP_OVERLAYS = "#viewer-scale, #viewer-north"
+
+
+@pytest.fixture(scope="module")
+def georeferenced_run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out_dir = tmp_path_factory.mktemp("georeferenced")
+    write_scene_sog(out_dir, sphere_cloud(SPLAT_COUNT, SPHERE_RADIUS))
+    elevation = np.radians(GEO_ELEVATION_DEG)
+    position = [0.0, -GEO_DISTANCE * np.cos(elevation), GEO_DISTANCE * np.sin(elevation)]
+    camera = {"position": position, "target": [0.0, 0.0, 0.0], "up": [0.0, 0.0, 1.0], "fov": GEO_FOV}
+    write_viewer(out_dir, camera, GEOREF)
+    return out_dir
+
+
+def test_scene_without_georef_shows_no_scale_bar_or_north_arrow(viewer: Viewer) -> None:
+    # GIVEN the page of a scene in SfM's own frame (no georef.json)
+    # THEN it shows neither a scale bar nor a north arrow: its units and directions mean nothing
+    assert not viewer.page.locator("#viewer-scale").is_visible()
+    assert not viewer.page.locator("#viewer-north").is_visible()
+    assert viewer.state()["scaleBar"] is None
+
+
+def test_georeferenced_scene_orbits_about_world_up_with_scale_bar_and_north_arrow(
+    browser, georeferenced_run_dir: Path
+) -> None:
+    # GIVEN a georeferenced scene's page, its camera south of the scene looking north and down
+    with _open_viewer(browser, georeferenced_run_dir) as viewer:
+        page = viewer.page
+        state = viewer.state()
+        assert state["state"] == "rendered", state
+
+        # THEN it shows a scale bar of a round length (1, 2 or 5 x 10^k metres) whose pixels are that length at
+        # the target's depth, as the camera's field of view and the window's height imply
+        assert page.locator("#viewer-scale").is_visible() and page.locator("#viewer-north").is_visible()
+        metres, pixels = state["scaleBar"]["metres"], state["scaleBar"]["pixels"]
+        mantissa = metres / 10 ** np.floor(np.log10(metres))
+        assert min(abs(mantissa - step) for step in (1, 2, 5)) < 1e-9
+        metres_per_pixel = 2 * GEO_DISTANCE * np.tan(np.radians(GEO_FOV / 2)) / HEIGHT
+        assert metres / pixels == pytest.approx(metres_per_pixel, rel=0.01)
+        assert 48 < pixels <= 120
+        bar_width = page.evaluate("document.getElementById('viewer-scale-bar').getBoundingClientRect().width")
+        assert bar_width == pytest.approx(pixels, abs=1.0)
+        assert page.locator("#viewer-scale-label").inner_text().endswith(" m") or "cm" in page.locator(
+            "#viewer-scale-label").inner_text()  # fmt: skip
+        # AND the north arrow points up the screen (the camera looks north)
+        assert abs(state["northDegrees"]) < 1.0
+        # AND the orbit axis is world up, and the view has no roll
+        assert state["view"]["orbitAxis"] == pytest.approx([0.0, 0.0, 1.0])
+        assert abs(state["view"]["right"][2]) < 1e-6
+
+        # WHEN the user drags right, then down
+        page.mouse.move(WIDTH / 2, HEIGHT / 2)
+        page.mouse.down()
+        page.mouse.move(WIDTH / 2 + 100, HEIGHT / 2, steps=4)
+        page.mouse.up()
+        turned = viewer.state()
+        page.mouse.move(WIDTH / 2, HEIGHT / 2)
+        page.mouse.down()
+        page.mouse.move(WIDTH / 2, HEIGHT / 2 + 60, steps=3)
+        page.mouse.up()
+        pitched = viewer.state()
+
+        # THEN the camera turned 30 degrees about world up at the same height, and the arrow turned with it
+        assert turned["view"]["position"][2] == pytest.approx(state["view"]["position"][2], abs=1e-4)
+        assert abs(abs(turned["northDegrees"] - state["northDegrees"]) - 30.0) < 0.5
+        # AND neither move rolled the view: its right vector stays horizontal
+        assert abs(turned["view"]["right"][2]) < 1e-6 and abs(pitched["view"]["right"][2]) < 1e-6
+        assert pitched["view"]["position"][2] != pytest.approx(turned["view"]["position"][2], abs=1e-3)
+        assert viewer.console_errors == []

@@ -32,7 +32,7 @@ def test_write_viewer_makes_a_self_contained_folder(tmp_path: Path) -> None:
     assert (tmp_path / "static" / "viewer.js").read_bytes() == (viewer.STATIC_DIR / "viewer.js").read_bytes()
     assert (tmp_path / "static" / ENGINE_FILE).stat().st_size > 1_000_000
     config = _inlined_config(index)
-    assert config == {"scene": "scene.sog", "camera": CAMERA, "background": list(viewer.BACKGROUND)}
+    assert config == {"scene": "scene.sog", "camera": CAMERA, "background": list(viewer.BACKGROUND), "frame": None}
     # AND the page loads nothing from outside the folder (the package works offline)
     assert not re.search(r"(src|href)=\"(https?:)?//", index.read_text())
     assert "https://" not in (tmp_path / "static" / "viewer.js").read_text()
@@ -45,6 +45,24 @@ def test_write_viewer_without_camera_frames_the_scene(tmp_path: Path) -> None:
 
     # THEN the page is told to frame the scene's bounds itself
     assert _inlined_config(index)["camera"] is None
+
+
+@pytest.mark.parametrize(
+    ("method", "expected"),
+    [
+        ("gps", {"up": [0.0, 0.0, 1.0], "georeferenced": True, "metres_per_unit": 1.0, "north": [0.0, 1.0, 0.0]}),
+        ("upright", {"up": [0.0, 0.0, 1.0], "georeferenced": False, "metres_per_unit": None, "north": None}),
+        ("none", None),
+    ],
+)
+def test_write_viewer_tells_the_page_the_frame_from_georef_json(tmp_path: Path, method: str, expected) -> None:
+    # GIVEN a run's georef.json of each kind
+    # WHEN the viewer is written with it
+    index = write_viewer(tmp_path, CAMERA, {"method": method})
+
+    # THEN the page learns whether z is up, and for a georeferenced scene its metres and north (for the scale bar
+    # and the north arrow); SfM's own frame tells it nothing
+    assert _inlined_config(index)["frame"] == expected
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ from spaceport.contract import (
     write_json_atomic,
 )
 from spaceport.local.report import RunReport
+from spaceport.sfm.georef import GEOREF_FILE, read_georef
 
 logger = logging.getLogger("spaceport.local")
 
@@ -46,6 +47,13 @@ class RunOptions:
     preset: str = "default"
     device: str = "auto"
     from_stage: str | None = None
+    iterations: int | None = None
+    georef: bool = True
+
+    def train_hyperparameters(self) -> dict[str, str]:
+        """What the train stage is given, as SageMaker would give it: strings."""
+        values = {"preset": self.preset, "device": self.device}
+        return values | ({"iterations": str(self.iterations)} if self.iterations is not None else {})
 
 
 @dataclass(frozen=True)
@@ -224,12 +232,12 @@ def image_folder_digest(folder: Path) -> str:
 def stage_fingerprint(stage: str, options: RunOptions, layout: RunLayout) -> str:
     """What a stage's output depends on: its upstream output and the options that change it."""
     if stage == "sfm":
-        return fingerprint({"images": image_folder_digest(layout.sfm.input_dir("images"))})
+        return fingerprint({"images": image_folder_digest(layout.sfm.input_dir("images")), "georef": options.georef})
     if stage == "train":
         from spaceport.train.config import build_config
 
         # The resolved configuration, so `--device auto` and `--device cpu` on a CPU machine are one run.
-        config = build_config({"preset": options.preset, "device": options.device}).to_dict()
+        config = build_config(options.train_hyperparameters()).to_dict()
         return fingerprint({"sfm": manifest_digest(layout.sfm.output_dir), "config": config})
     return fingerprint({"train": manifest_digest(layout.train.model_dir)})
 
@@ -238,7 +246,7 @@ def lay_out_inputs(stage: str, options: RunOptions, layout: RunLayout, stage_fin
     """Put a stage's inputs where SageMaker would download them into the container."""
     if stage == "train":
         copy_tree(layout.sfm.output_dir, layout.train.channel_dir("sfm"))
-        write_json_atomic(layout.train.hyperparameters_file, {"preset": options.preset, "device": options.device})
+        write_json_atomic(layout.train.hyperparameters_file, options.train_hyperparameters())
         # Checkpoints resume an interrupted training of the same inputs, never one of other inputs.
         started = layout.stage_root("train") / "started"
         if not started.is_file() or started.read_text().strip() != stage_fingerprint:
@@ -259,6 +267,14 @@ STAGE_ARGUMENTS = {
 }
 
 
+def stage_arguments(stage: str, options: RunOptions, layout: RunLayout) -> list[str]:
+    """The stage process's command line: its SageMaker root, and the run's options that reach it."""
+    arguments = STAGE_ARGUMENTS[stage](layout)
+    if stage == "sfm" and not options.georef:
+        arguments.append("--no-georef")
+    return arguments
+
+
 def run_container_stage(
     stage: str, options: RunOptions, layout: RunLayout, on_line: LineCallback | None
 ) -> StageOutcome:
@@ -271,7 +287,7 @@ def run_container_stage(
         return StageOutcome(stage, seconds=0.0, skipped=True, manifest=manifest)
     (layout.stage_root(stage) / "fingerprint").unlink(missing_ok=True)
     lay_out_inputs(stage, options, layout, expected)
-    run_stage_process(stage, STAGE_ARGUMENTS[stage](layout), layout, on_line)
+    run_stage_process(stage, stage_arguments(stage, options, layout), layout, on_line)
     manifest = verify_manifest(layout.stage_output(stage))
     if manifest is None:
         raise StageFailedError(stage, "the stage exited cleanly but left no intact manifest", layout.log_file(stage))
@@ -308,6 +324,8 @@ def run_pipeline(options: RunOptions, progress: Progress | None = None) -> RunRe
             progress.stage_started(stage)
             outcome = execute_stage(stage, options, layout, lambda line, s=stage: progress.stage_line(s, line))
             report.record_stage(stage, outcome.seconds, outcome.skipped, outcome.manifest)
+            if stage == "sfm":
+                report.georef = read_georef(layout.sfm.output_dir / GEOREF_FILE)
             progress.stage_finished(stage, outcome)
         report.outputs = publish_outputs(layout)
         report.status = "succeeded"
@@ -331,7 +349,7 @@ def execute_stage(stage: str, options: RunOptions, layout: RunLayout, on_line: L
 
 def publish_outputs(layout: RunLayout) -> dict[str, str]:
     """Copy the deliverables to the top of DIR, with the viewer page and a preview image beside them."""
-    from spaceport.local.views import viewer_camera, write_preview
+    from spaceport.local.views import start_camera, write_preview
     from spaceport.viewer import write_viewer
 
     out = layout.out_dir
@@ -339,8 +357,13 @@ def publish_outputs(layout: RunLayout) -> dict[str, str]:
     shutil.copy2(layout.compress.output_dir / "scene.sog", out / "scene.sog")
     copy_tree(layout.sfm.output_dir / "sparse" / "0", out / "sfm" / "sparse" / "0")
     sfm_dir = layout.sfm.output_dir
-    write_viewer(out, viewer_camera(sfm_dir))
+    georef = read_georef(sfm_dir / GEOREF_FILE)
+    (out / GEOREF_FILE).unlink(missing_ok=True)  # an earlier `spaceport georef` must not outlive this frame
+    if georef is not None:
+        shutil.copy2(sfm_dir / GEOREF_FILE, out / GEOREF_FILE)
+    write_viewer(out, start_camera(sfm_dir, georef), georef)
     background = tuple(verify_manifest(layout.train.model_dir)["background"])
     write_preview(out / "scene.ply", sfm_dir, out / "preview.png", background)
-    names = ("scene.ply", "scene.sog", "sfm/sparse/0", "index.html", "preview.png", "report.json")
+    names = ("scene.ply", "scene.sog", "sfm/sparse/0", *([GEOREF_FILE] if georef else []), "index.html",
+             "preview.png", "report.json")  # fmt: skip
     return {name: str(out / name) for name in names}

@@ -43,6 +43,8 @@ class RunReport:
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     figures: dict[str, dict[str, Any]] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    # georef.json's content: the frame the outputs are in (None until the sfm stage has chosen it).
+    georef: dict[str, Any] | None = None
 
     def record_stage(self, stage: str, seconds: float, skipped: bool, manifest: dict[str, Any]) -> None:
         self.stages[stage] = {"seconds": seconds, "skipped": skipped, **manifest.get("seconds_per_step", {})}
@@ -65,6 +67,7 @@ class RunReport:
             "device": self.device,
             "stages": self.stages,
             **self.figures,
+            "georef": self.georef,
             "outputs": self.outputs,
         }
 
@@ -87,6 +90,22 @@ def _test_psnr(train: dict[str, Any]) -> str:
     return f"{text} at {size[0]}x{size[1]}" if size and train.get("psnr_test") is not None else text
 
 
+def frame_summary(georef: dict[str, Any] | None) -> str:
+    """One line on the frame the outputs are in, e.g. ``GPS: east-north-up metres, RMS 0.71 m, 35 of 36 photos``."""
+    if not georef:
+        return "-"
+    photos = georef.get("photos") or {}
+    if georef.get("method") == "gps":
+        rejected = len(photos.get("rejected") or [])
+        text = (f"GPS: east-north-up metres, RMS {_format(georef.get('rms_m'), ' m')}, "
+                f"{photos.get('used')} of {photos.get('with_gps')} photos")  # fmt: skip
+        return text + (f", {rejected} rejected" if rejected else "")
+    if georef.get("method") == "upright":
+        reason = "GPS not usable" if photos.get("with_gps") else "no GPS"
+        return f"upright (z up), scale arbitrary ({reason})"
+    return "as SfM left it (--no-georef)"
+
+
 def failure_summary(report: RunReport) -> str:
     """The lines printed at the end of a failed run: the reason first, then where to read more."""
     return "\n".join(
@@ -105,6 +124,7 @@ def summary_table(report: RunReport) -> str:
         ("images registered", f"{_format(sfm.get('registered_images'))} / {_format(sfm.get('total_images'))}"),
         ("3D points (SfM)", _format(sfm.get("points"))),
         ("reprojection error", _format(sfm.get("mean_reprojection_error_px"), " px")),
+        ("frame", frame_summary(report.georef)),
         ("Gaussians", _format(train.get("num_gaussians"))),
         ("test PSNR", _test_psnr(train)),
         ("test SSIM", _format(train.get("ssim_test"))),
@@ -116,4 +136,5 @@ def summary_table(report: RunReport) -> str:
         rows.append((f"{stage} seconds", f"{timing['seconds']:.1f}{note}"))
     width = max(len(name) for name, _ in rows)
     lines = [f"  {name.ljust(width)}  {value}" for name, value in rows]
-    return "\n".join([f"Run {report.status}: {report.out_dir}", *lines])
+    warnings = [f"  warning: {text}" for text in (report.georef or {}).get("warnings", [])]
+    return "\n".join([f"Run {report.status}: {report.out_dir}", *lines, *warnings])

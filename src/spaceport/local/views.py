@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
+
+# The start of an upright scene: looking down on it from this far above the horizon, as from a drone.
+START_ELEVATION_DEG = 30.0
+# The part of the sparse points the start view frames: stray points far out must not shrink the scene.
+FRAMED_PERCENTILES = (5.0, 95.0)
+# Room around the framed points, so the scene does not touch the window's edges.
+FRAMING_MARGIN = 1.1
 
 
 def first_test_view(sfm_dir: Path) -> Any:
@@ -27,6 +35,48 @@ def viewer_camera(sfm_dir: Path) -> dict[str, Any]:
     centre_in_camera = rotation @ np.median(scene.points, axis=0) + translation
     distance = max(float(centre_in_camera[2]), 1e-3)
     return camera_from_pose(rotation, translation, float(view.K[1, 1]), view.height, distance)
+
+
+def start_camera(sfm_dir: Path, georef: dict[str, Any] | None) -> dict[str, Any]:
+    """Where the viewer starts: an oblique view of the whole scene when it is upright (``georef.json`` says so),
+    else at the first held-out camera (SfM's own frame has no up to orbit about)."""
+    if georef and georef.get("method") in ("gps", "upright"):
+        import pycolmap
+
+        return oblique_camera(pycolmap.Reconstruction(sfm_dir / "sparse" / "0"))
+    return viewer_camera(sfm_dir)
+
+
+def oblique_camera(reconstruction: Any) -> dict[str, Any]:
+    """A pleasant first view of an upright model (z up): the whole scene, from above the first held-out photo's
+    side at ``START_ELEVATION_DEG``, with that photo's field of view; it orbits about world up (+z).
+
+    Args:
+        reconstruction: a ``pycolmap.Reconstruction`` in a z-up frame, with points and posed images.
+    """
+    from spaceport.train.data import split_names
+    from spaceport.viewer import ViewerCamera
+
+    points = np.array([point.xyz for point in reconstruction.points3D.values()], dtype=np.float64).reshape(-1, 3)
+    images = {image.name: image for image in reconstruction.images.values() if image.has_pose}
+    reference = images[split_names(list(images))[1][0]]
+    if not len(points):
+        points = np.array([image.projection_center() for image in images.values()])
+    low, high = np.percentile(points, FRAMED_PERCENTILES, axis=0)
+    target = (low + high) / 2
+    radius = max(float(np.linalg.norm(high - low)) / 2, 1e-6)
+    camera = reconstruction.cameras[reference.camera_id]
+    fov = 2.0 * math.atan(0.5 * camera.height / camera.focal_length_y)
+    # From the photo's side of the scene, so the first view resembles a picture the user took.
+    side = reference.projection_center() - target
+    side[2] = 0.0
+    side = side / np.linalg.norm(side) if np.linalg.norm(side) > 1e-9 * radius else np.array([0.0, -1.0, 0.0])
+    elevation = math.radians(START_ELEVATION_DEG)
+    direction = math.cos(elevation) * side + np.array([0.0, 0.0, math.sin(elevation)])
+    distance = FRAMING_MARGIN * radius / math.sin(fov / 2)
+    view = ViewerCamera(position=tuple((target + distance * direction).tolist()), target=tuple(target.tolist()),
+                        up=(0.0, 0.0, 1.0), fov=math.degrees(fov))  # fmt: skip
+    return view.model_dump(mode="json")
 
 
 def render_cloud_view(ply_path: Path, view: Any, background: tuple[float, float, float]) -> np.ndarray:

@@ -19,6 +19,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=defaults.width)
     parser.add_argument("--height", type=int, default=defaults.height)
     parser.add_argument("--seed", type=int, default=defaults.seed, help="texture and camera path seed")
+    parser.add_argument("--gps", action=argparse.BooleanOptionalAction,
+                        help="write EXIF GPS with noise and one wrong fix (default: drone layout only)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = SceneConfig(
-            images=args.images, width=args.width, height=args.height, seed=args.seed, layout=args.layout
+            images=args.images, width=args.width, height=args.height, seed=args.seed, layout=args.layout, gps=args.gps
         )
         scene = render_sample_scene(args.out, config)
     except ValueError as error:

@@ -13,6 +13,11 @@ Layouts (``SceneConfig.layout``), so benchmarks can measure on captures unlike t
 - ``facade``: a one-sided walk along a brick facade with windows; nothing is seen from behind.
 - ``object``: a close orbit around one object on a pedestal, inside a textured backdrop wall.
 
+GPS (``SceneConfig.gps``, on by default for the drone only, as real drones write it): each photo's EXIF carries
+the WGS 84 position of its camera, the world placed on Earth by ``GPS_SURVEY`` (origin, metres per world unit,
+heading), with receiver noise and one deliberately wrong fix; ``ground_truth.json`` records the true and the
+written positions and names the wrong one.
+
 World frame: z up, the ground is ``z = 0``. Poses follow COLMAP / OpenCV: ``x_cam = R x_world + t`` with
 the camera looking along +z, x to the right and y down.
 """
@@ -27,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from PIL.TiffImagePlugin import IFDRational
 
 # A camera sensor that does not exist: only the EXIF ratios matter (focal in pixels = f_35mm / 43.27 * diagonal).
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
@@ -63,6 +69,7 @@ class SceneConfig:
         supersampling: samples per pixel along each axis (anti-aliasing).
         jpeg_quality: JPEG quality of the written photos.
         layout: the capture layout, one of ``LAYOUTS``: "orbit", "drone", "facade" or "object".
+        gps: write EXIF GPS positions (``GPS_SURVEY``); by default only the drone layout does.
     """
 
     images: int | None = None
@@ -77,6 +84,8 @@ class SceneConfig:
     jpeg_quality: int = 92
     # Last, so positional construction and the key order of ground_truth.json's "config" stay as they were.
     layout: str = "orbit"
+    # After layout for the same reason; None takes the layout's default.
+    gps: bool | None = None
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -97,6 +106,7 @@ class LayoutDefaults:
     orbit_radius: float | None
     orbit_height: float | None
     height_variation: float | None
+    gps: bool = False
 
 
 @dataclass
@@ -714,7 +724,7 @@ LAYOUTS: dict[str, Layout] = {
     "orbit": Layout(LayoutDefaults(images=32, orbit_radius=6.0, orbit_height=3.2, height_variation=0.4),
                     orbit_objects, orbit_poses),
     # The low ring; the high one is DRONE_HIGH_RING_SCALE times wider and higher (7.5 units out, 5.8 up).
-    "drone": Layout(LayoutDefaults(images=36, orbit_radius=5.0, orbit_height=2.4, height_variation=0.15),
+    "drone": Layout(LayoutDefaults(images=36, orbit_radius=5.0, orbit_height=2.4, height_variation=0.15, gps=True),
                     drone_objects, drone_poses),
     "facade": Layout(LayoutDefaults(images=32, orbit_radius=None, orbit_height=None, height_variation=None),
                      facade_objects, facade_poses),
@@ -829,6 +839,143 @@ def render_image(
     return Image.fromarray(np.round(encoded * 255).astype(np.uint8), mode="RGB")
 
 
+# --------------------------------------------------------------------------------------------------
+# GPS
+# --------------------------------------------------------------------------------------------------
+
+GPS_IFD = 0x8825
+WGS84_A, WGS84_F = 6378137.0, 1 / 298.257223563
+WGS84_E2 = WGS84_F * (2 - WGS84_F)
+
+
+@dataclass(frozen=True)
+class GpsSurvey:
+    """Where a scene lies on Earth and how its GPS receiver errs.
+
+    Attributes:
+        latitude, longitude: WGS 84 degrees of the world origin (deliberately not round: the pipeline picks its
+            own, rounded, origin).
+        altitude: metres of the world origin (the ground, z = 0), written as EXIF GPSAltitude.
+        metres_per_unit: world units to metres (the drone's high ring is then 30 m out and 23 m up).
+        heading_deg: the world's +x axis points this many degrees north of east.
+        horizontal_noise_m, vertical_noise_m: standard deviation of each fix's error, independent from photo to
+            photo (a consumer drone's error is larger but mostly a slow drift, which moves the whole scene).
+        wrong_fix_m: east, north, up error of the one wrong fix (a multipath glitch), far beyond the noise.
+    """
+
+    latitude: float = 46.520871
+    longitude: float = 6.565294
+    altitude: float = 412.3
+    metres_per_unit: float = 4.0
+    heading_deg: float = 25.0
+    horizontal_noise_m: float = 0.35
+    vertical_noise_m: float = 0.5
+    wrong_fix_m: tuple[float, float, float] = (31.0, -24.0, 9.0)
+
+    def world_to_enu(self, points: np.ndarray) -> np.ndarray:
+        """(N, 3) world points as east, north, up metres from the world origin."""
+        heading = math.radians(self.heading_deg)
+        rotation = np.array([[math.cos(heading), -math.sin(heading), 0.0],
+                             [math.sin(heading), math.cos(heading), 0.0], [0.0, 0.0, 1.0]])  # fmt: skip
+        return self.metres_per_unit * np.asarray(points, dtype=np.float64) @ rotation.T
+
+
+GPS_SURVEY = GpsSurvey()
+
+
+def geodetic_to_ecef(lat_lon_alt: np.ndarray) -> np.ndarray:
+    """(N, 3) WGS 84 latitude, longitude (degrees) and height (metres) to Earth-centred Cartesian metres."""
+    lat, lon, alt = np.radians(lat_lon_alt[:, 0]), np.radians(lat_lon_alt[:, 1]), lat_lon_alt[:, 2]
+    normal = WGS84_A / np.sqrt(1 - WGS84_E2 * np.sin(lat) ** 2)
+    return np.stack([(normal + alt) * np.cos(lat) * np.cos(lon), (normal + alt) * np.cos(lat) * np.sin(lon),
+                     (normal * (1 - WGS84_E2) + alt) * np.sin(lat)], axis=1)  # fmt: skip
+
+
+def ecef_to_geodetic(ecef: np.ndarray) -> np.ndarray:
+    """(N, 3) Earth-centred metres back to latitude, longitude (degrees) and height (fixed-point iteration)."""
+    x, y, z = ecef.T
+    lon = np.arctan2(y, x)
+    distance = np.hypot(x, y)
+    lat = np.arctan2(z, distance * (1 - WGS84_E2))
+    for _ in range(8):  # converges to well under a millimetre in a few rounds at any height a drone flies
+        normal = WGS84_A / np.sqrt(1 - WGS84_E2 * np.sin(lat) ** 2)
+        alt = distance / np.cos(lat) - normal
+        lat = np.arctan2(z, distance * (1 - WGS84_E2 * normal / (normal + alt)))
+    normal = WGS84_A / np.sqrt(1 - WGS84_E2 * np.sin(lat) ** 2)
+    return np.stack([np.degrees(lat), np.degrees(lon), distance / np.cos(lat) - normal], axis=1)
+
+
+def enu_to_geodetic(enu: np.ndarray, origin: tuple[float, float, float]) -> np.ndarray:
+    """(N, 3) east, north, up metres around ``origin`` (latitude, longitude, height) to WGS 84 positions."""
+    lat, lon = math.radians(origin[0]), math.radians(origin[1])
+    axes = np.array([[-math.sin(lon), math.cos(lon), 0.0],
+                     [-math.sin(lat) * math.cos(lon), -math.sin(lat) * math.sin(lon), math.cos(lat)],
+                     [math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat)]])  # fmt: skip
+    return ecef_to_geodetic(geodetic_to_ecef(np.array([origin])) + np.asarray(enu, dtype=np.float64) @ axes)
+
+
+@dataclass
+class GpsFixes:
+    """Each photo's true camera position on Earth, the fix written to its EXIF, and which fix is wrong."""
+
+    survey: GpsSurvey
+    true: np.ndarray  # (N, 3) latitude, longitude, altitude
+    written: np.ndarray  # (N, 3) the same with receiver noise, and one wrong
+    wrong_index: int
+
+    def ground_truth(self, poses: list[CameraPose]) -> dict:
+        survey = self.survey
+        return {
+            "origin": {"latitude": survey.latitude, "longitude": survey.longitude, "altitude_m": survey.altitude},
+            "datum": "WGS 84; altitudes are EXIF GPSAltitude, made as ellipsoidal heights",
+            "world_to_enu": {
+                "metres_per_unit": survey.metres_per_unit,
+                "heading_deg": survey.heading_deg,
+                "meaning": "enu = metres_per_unit * Rz(heading_deg) @ world",
+            },  # fmt: skip
+            "noise_m": {"horizontal": survey.horizontal_noise_m, "vertical": survey.vertical_noise_m},
+            "wrong_fix": poses[self.wrong_index].name,
+            "images": [
+                {"name": pose.name, "true": true.tolist(), "exif": written.tolist()}
+                for pose, true, written in zip(poses, self.true, self.written, strict=True)
+            ],  # fmt: skip
+        }
+
+
+def gps_fixes(config: SceneConfig, poses: list[CameraPose], survey: GpsSurvey = GPS_SURVEY) -> GpsFixes:
+    """Every photo's position on Earth, then the fixes a drone's receiver would record (noise, one wrong)."""
+    origin = (survey.latitude, survey.longitude, survey.altitude)
+    true_enu = survey.world_to_enu(np.array([pose.center for pose in poses]))
+    # A stream of its own: the poses' and textures' random draws stay what they were without GPS.
+    rng = np.random.default_rng([config.seed, 0x475053])
+    noise = rng.normal(size=true_enu.shape) * [survey.horizontal_noise_m, survey.horizontal_noise_m,
+                                               survey.vertical_noise_m]  # fmt: skip
+    wrong = int(rng.integers(len(poses)))
+    noise[wrong] += survey.wrong_fix_m
+    return GpsFixes(survey, enu_to_geodetic(true_enu, origin), enu_to_geodetic(true_enu + noise, origin), wrong)
+
+
+def _dms(degrees: float) -> tuple[IFDRational, IFDRational, IFDRational]:
+    """EXIF degrees, minutes, seconds of an absolute angle; seconds to 1e-4 (3 mm on the ground)."""
+    tenth_milliseconds = round(abs(degrees) * 3600 * 10000)
+    whole_degrees, remainder = divmod(tenth_milliseconds, 3600 * 10000)
+    minutes, seconds = divmod(remainder, 60 * 10000)
+    return IFDRational(whole_degrees, 1), IFDRational(minutes, 1), IFDRational(seconds, 10000)
+
+
+def exif_with_gps(config: SceneConfig, fix: np.ndarray) -> Image.Exif:
+    """The camera's EXIF plus a GPS block as drones write it: WGS 84 position, altitude above sea level."""
+    exif = camera_exif(config)
+    latitude, longitude, altitude = (float(value) for value in fix)
+    gps = exif.get_ifd(GPS_IFD)
+    gps[0] = b"\x02\x03\x00\x00"  # GPSVersionID 2.3
+    gps[1], gps[2] = ("N" if latitude >= 0 else "S"), _dms(latitude)
+    gps[3], gps[4] = ("E" if longitude >= 0 else "W"), _dms(longitude)
+    gps[5], gps[6] = (b"\x00" if altitude >= 0 else b"\x01"), IFDRational(round(abs(altitude) * 1000), 1000)
+    gps[18] = "WGS-84"  # GPSMapDatum
+    return exif
+
+
 def camera_exif(config: SceneConfig) -> Image.Exif:
     """EXIF that lets SfM start from the true focal length: 35 mm equivalent plus Make / Model."""
     focal = focal_length_px(config)
@@ -868,17 +1015,19 @@ def render_sample_scene(out_dir: Path, config: SceneConfig | None = None) -> Sam
     noise = NoiseField(config.seed)
     poses = camera_poses(config)
     exif = camera_exif(config)
+    gps = gps_fixes(config, poses) if config.gps else None
     rays = camera_directions(config)
-    for pose in poses:
+    for index, pose in enumerate(poses):
         image = render_image(config, pose, world, noise, rays)
-        image.save(images_dir / pose.name, quality=config.jpeg_quality, exif=exif, subsampling=0)
+        photo_exif = exif if gps is None else exif_with_gps(config, gps.written[index])
+        image.save(images_dir / pose.name, quality=config.jpeg_quality, exif=photo_exif, subsampling=0)
     scene = SampleScene(out_dir, images_dir, out_dir / "ground_truth.json", config.width, config.height,
                         focal_length_px(config), poses)  # fmt: skip
-    write_ground_truth(scene, config)
+    write_ground_truth(scene, config, gps)
     return scene
 
 
-def write_ground_truth(scene: SampleScene, config: SceneConfig) -> None:
+def write_ground_truth(scene: SampleScene, config: SceneConfig, gps: GpsFixes | None = None) -> None:
     payload = {
         "convention": "x_cam = R @ x_world + t; camera looks along +z, x right, y down (OpenCV / COLMAP)",
         "world_up": [0.0, 0.0, 1.0],
@@ -894,6 +1043,8 @@ def write_ground_truth(scene: SampleScene, config: SceneConfig) -> None:
         "config": asdict(config),
         "images": [asdict(pose) for pose in scene.poses],
     }
+    if gps is not None:
+        payload["gps"] = gps.ground_truth(scene.poses)
     scene.ground_truth_file.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 

@@ -31,6 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-registered-ratio", type=float, default=defaults.min_registered_ratio)
     parser.add_argument("--camera-model", choices=CAMERA_MODELS, default=defaults.camera_model)
     parser.add_argument("--threads", type=int, default=defaults.num_threads, help="0: every available core")
+    parser.add_argument("--no-georef", dest="georef", action="store_false",
+                        help="keep the frame SfM chose (default: east-north-up metres by GPS, else z up)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
             min_registered_ratio=args.min_registered_ratio,
             camera_model=args.camera_model,
             num_threads=args.threads,
+            georef=args.georef,
         )
         if args.work_dir:
             run_sfm(images, output, args.work_dir, config)

@@ -1,8 +1,9 @@
 """The sfm stage: photos to a COLMAP model with pinhole cameras and matching images (pycolmap 4.2.1, CPU).
 
 Steps: intake (upright 8-bit RGB, downscaled), SIFT extraction, matching (exhaustive, sequential or
-spatial), mapping (incremental or global), and undistortion to PINHOLE when the estimated camera has
-distortion. Output: ``sparse/0`` (binary COLMAP model), ``images/<relative name>`` and ``manifest.json``.
+spatial), mapping (incremental or global), georeferencing (``georef``: east-north-up metres from the photos'
+GPS, else z up from the cameras) and undistortion to PINHOLE when the estimated camera has distortion.
+Output: ``sparse/0`` (binary COLMAP model), ``images/<relative name>``, ``georef.json`` and ``manifest.json``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from spaceport.contract import StageError, begin_output, timed, write_manifest
+from spaceport.sfm.georef import GEOREF_FILE, GeorefConfig, apply_registration, register, write_georef
 from spaceport.sfm.intake import IntakeResult, intake_folder
 
 logger = logging.getLogger("spaceport.sfm")
@@ -39,6 +41,7 @@ class SfmConfig:
         max_num_features: SIFT features per image.
         num_threads: worker threads; 0 uses every core this process may run on.
         seed: COLMAP's random seed, for runs as repeatable as COLMAP allows.
+        georef: deliver the model georeferenced (GPS) or at least upright; False keeps SfM's frame.
     """
 
     max_image_size: int = 1600
@@ -51,6 +54,7 @@ class SfmConfig:
     max_num_features: int = 8192
     num_threads: int = 0
     seed: int = 0
+    georef: bool = True
 
     def __post_init__(self) -> None:
         if self.matcher not in MATCHERS:
@@ -258,9 +262,16 @@ def run_sfm(images_dir: Path, output_dir: Path, work_dir: Path, config: SfmConfi
             "photos; they need more overlap and textured surfaces"
         )
     check_registration(model.num_reg_images(), len(intake.images), config, len(intake.skipped))
+    with timed(seconds, "georeferencing"):
+        # Before undistortion, so sparse/0 and everything trained from it share the frame.
+        registration = register(model, images_dir, GeorefConfig(enabled=config.georef))
+        apply_registration(model, registration)
+    for warning in registration.document["warnings"]:
+        logger.warning("georef: %s", warning)
     estimated_model = next(iter(model.cameras.values())).model.name
     with timed(seconds, "undistortion"):
         write_outputs(model, intake_dir, work_dir, output_dir)
+    write_georef(output_dir / GEOREF_FILE, registration)
     figures = {
         "registered_images": model.num_reg_images(),
         "total_images": len(intake.images),
@@ -273,9 +284,10 @@ def run_sfm(images_dir: Path, output_dir: Path, work_dir: Path, config: SfmConfi
         "matcher": matcher,
         "mapper": config.mapper,
         "max_image_size": config.max_image_size,
+        "georef": registration.summary(),
         "seconds": seconds,
     }
     write_manifest(output_dir, "sfm", figures)
-    logger.info("sfm: %d of %d images registered, %d points", figures["registered_images"],
-                figures["total_images"], figures["points"])  # fmt: skip
+    logger.info("sfm: %d of %d images registered, %d points, frame: %s", figures["registered_images"],
+                figures["total_images"], figures["points"], registration.method)  # fmt: skip
     return SfmResult(output_dir, figures)

@@ -8,8 +8,10 @@ works offline from any static server (``spaceport view DIR``, ``python -m http.s
     DIR/static/viewer.js            the page's code: loading, orbit controls, state for tests
     DIR/static/playcanvas.min.mjs   the pinned PlayCanvas engine (copied from npm by ``make setup``)
 
-The scene stays in the COLMAP frame (y down, z forward in the first camera): the camera's up vector
-goes to ``lookAt`` instead of the data being re-oriented.
+The page orbits about the initial camera's up vector, which ``lookAt`` receives instead of the data being
+re-oriented. A run delivers its scene upright (``georef.json``: z up) and the page then orbits about world up;
+with ``--no-georef`` the scene stays in the frame SfM chose and the page orbits about the first held-out
+camera's up. A georeferenced scene (x east, y north, z up, metres) also gets a scale bar and a north arrow.
 """
 
 from __future__ import annotations
@@ -41,12 +43,13 @@ class EngineMissingError(FileNotFoundError):
 
 
 class ViewerCamera(BaseModel):
-    """The initial camera, in the scene's (COLMAP) frame.
+    """The initial camera, in the scene's frame.
 
     Attributes:
         position: where the camera is.
         target: the point it looks at and orbits around.
-        up: the image's up direction in the world (for a COLMAP camera: minus its y axis).
+        up: the image's up direction in the world, which the page orbits about (world up, +z, for an upright
+            scene; for a COLMAP camera in SfM's own frame: minus its y axis).
         fov: vertical field of view in degrees.
     """
 
@@ -120,13 +123,29 @@ def engine_path() -> Path:
     return path
 
 
-def render_index(camera: dict | None, scene_url: str = SCENE_FILE) -> str:
+def viewer_frame(georef: dict | None) -> dict | None:
+    """What the page needs from ``georef.json``: that z is up and, when georeferenced, that a unit is a metre
+    and north is +y (for the scale bar and the north arrow). None for SfM's own frame or a run without one."""
+    if not georef or georef.get("method") not in ("gps", "upright"):
+        return None
+    georeferenced = georef["method"] == "gps"
+    return {
+        "up": [0.0, 0.0, 1.0],
+        "georeferenced": georeferenced,
+        "metres_per_unit": 1.0 if georeferenced else None,
+        "north": [0.0, 1.0, 0.0] if georeferenced else None,
+    }
+
+
+def render_index(camera: dict | None, scene_url: str = SCENE_FILE, georef: dict | None = None) -> str:
     """The viewer page with its configuration inlined.
 
     Args:
-        camera: initial camera (see ``ViewerCamera``), or None to frame the scene's bounds from the
-            COLMAP convention's default direction (looking along +z with -y up).
+        camera: initial camera (see ``ViewerCamera``), or None to frame the scene's bounds: obliquely from
+            above for an upright scene, else from the COLMAP convention's default direction (looking along
+            +z with -y up).
         scene_url: the scene's URL relative to the page.
+        georef: the run's ``georef.json`` content, or None (the scene's frame is SfM's own).
 
     Returns:
         The HTML text of ``index.html``.
@@ -138,6 +157,7 @@ def render_index(camera: dict | None, scene_url: str = SCENE_FILE) -> str:
         "scene": scene_url,
         "camera": ViewerCamera.model_validate(camera).model_dump(mode="json") if camera is not None else None,
         "background": list(BACKGROUND),
+        "frame": viewer_frame(georef),
     }
     # "</" inside a <script> element would end it early.
     config_json = json.dumps(config).replace("</", "<\\/")
@@ -145,14 +165,15 @@ def render_index(camera: dict | None, scene_url: str = SCENE_FILE) -> str:
     return template.replace(_CONFIG_MARKER, config_json)
 
 
-def write_viewer(out_dir: Path, camera: dict | None) -> Path:
+def write_viewer(out_dir: Path, camera: dict | None, georef: dict | None = None) -> Path:
     """Write the viewer page and its static files next to ``out_dir/scene.sog``.
 
     Args:
         out_dir: the run's output folder (``scene.sog`` need not exist yet).
         camera: initial camera ``{"position": [x, y, z], "target": [x, y, z], "up": [x, y, z],
-            "fov": vertical_degrees}`` in the scene's COLMAP frame (see ``camera_from_pose``), or None to
-            frame the scene's bounds.
+            "fov": vertical_degrees}`` in the scene's frame (see ``camera_from_pose``), or None to frame the
+            scene's bounds.
+        georef: the run's ``georef.json`` content (z up, metres, north), or None for SfM's own frame.
 
     Returns:
         The path of the written ``index.html``.
@@ -162,7 +183,7 @@ def write_viewer(out_dir: Path, camera: dict | None) -> Path:
         pydantic.ValidationError: the camera is malformed.
     """
     engine = engine_path()
-    page = render_index(camera)
+    page = render_index(camera, georef=georef)
     static_out = out_dir / "static"
     static_out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(engine, static_out / ENGINE_FILE)

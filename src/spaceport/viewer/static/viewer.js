@@ -1,10 +1,11 @@
 // The Spaceport viewer: renders scene.sog with the PlayCanvas engine and orbits around a target.
 //
 // The page publishes its progress on window.spaceportViewer = {state, splats, error} so that tests
-// (and people in the console) can wait for 'rendered' instead of guessing with sleeps.
+// (and people in the console) can wait for 'rendered' instead of guessing with sleeps; also the current
+// view (position, target, up, right) and, for a georeferenced scene, its scale bar and north arrow.
 import * as pc from './playcanvas.min.mjs';
 
-const status = { state: 'loading', splats: 0, error: null };
+const status = { state: 'loading', splats: 0, error: null, view: null, scaleBar: null, northDegrees: null };
 window.spaceportViewer = status;
 
 const message = document.getElementById('viewer-message');
@@ -46,8 +47,8 @@ const ZOOM_PER_WHEEL_UNIT = 0.0015;
 const MIN_POLAR_DEGREES = 2;
 
 /**
- * Mouse and touch orbit controls around a target, about an arbitrary up axis (the training camera's),
- * so that COLMAP scenes (y down) orbit naturally without re-orienting the data.
+ * Mouse and touch orbit controls around a target, about the initial camera's up axis: world up (+z) for an
+ * upright scene, the training camera's for one left in SfM's frame (y down), without re-orienting the data.
  */
 class OrbitController {
   constructor(entity, canvas, view, onChange) {
@@ -143,8 +144,14 @@ class OrbitController {
   }
 }
 
-/** The initial view: the training camera given by the run, or the scene's bounds seen along +z. */
-function initialView(camera, aabb) {
+// With no camera from the run, an upright scene is seen from the south, this far above the horizon.
+const DEFAULT_ELEVATION_DEGREES = 30;
+
+/**
+ * The initial view: the camera given by the run, or the scene's bounds seen obliquely from above (an upright
+ * scene) or along +z (SfM's frame).
+ */
+function initialView(camera, aabb, frame) {
   const centre = aabb.center;
   const radius = Math.max(aabb.halfExtents.length(), 1e-6);
   if (camera) {
@@ -152,6 +159,17 @@ function initialView(camera, aabb) {
   }
   const fov = 60;
   const distance = (radius / Math.sin((fov / 2) * pc.math.DEG_TO_RAD)) * 1.05;
+  if (frame) {
+    const elevation = DEFAULT_ELEVATION_DEGREES * pc.math.DEG_TO_RAD;
+    return {
+      position: [centre.x, centre.y - distance * Math.cos(elevation), centre.z + distance * Math.sin(elevation)],
+      target: [centre.x, centre.y, centre.z],
+      up: frame.up,
+      fov,
+      sceneRadius: radius,
+      minDistance: radius * 0.01,
+    };
+  }
   // COLMAP's frame: the first camera looks along +z with its image's up along -y.
   return {
     position: [centre.x, centre.y, centre.z - distance],
@@ -160,6 +178,74 @@ function initialView(camera, aabb) {
     fov,
     sceneRadius: radius,
     minDistance: radius * 0.01,
+  };
+}
+
+// The scale bar is at most this long on screen; its length is the largest 1, 2 or 5 x 10^k metres that fits.
+const SCALE_BAR_MAX_PIXELS = 120;
+
+function niceLength(maxMetres) {
+  const power = Math.pow(10, Math.floor(Math.log10(maxMetres)));
+  const step = [5, 2, 1].find((candidate) => candidate * power <= maxMetres) ?? 1;
+  return step * power;
+}
+
+function formatLength(metres) {
+  // toPrecision drops float noise such as 0.30000000000000004.
+  const [value, unit] = metres >= 1000 ? [metres / 1000, 'km'] : metres >= 1 ? [metres, 'm']
+    : metres >= 0.01 ? [metres * 100, 'cm'] : [metres * 1000, 'mm'];
+  return `${Number(value.toPrecision(3))} ${unit}`;
+}
+
+/**
+ * The scale bar and north arrow of a georeferenced scene (x east, y north, z up, metres). The bar measures
+ * lengths at the orbit target's depth; the arrow points where north lies for the way the camera faces.
+ */
+class MapOverlay {
+  constructor(frame, canvas) {
+    this.frame = frame;
+    this.canvas = canvas;
+    this.scale = document.getElementById('viewer-scale');
+    this.bar = document.getElementById('viewer-scale-bar');
+    this.label = document.getElementById('viewer-scale-label');
+    this.north = document.getElementById('viewer-north');
+    this.arrow = document.getElementById('viewer-north-arrow');
+    this.scale.hidden = false;
+    this.north.hidden = false;
+  }
+
+  update(controller) {
+    const entity = controller.entity;
+    const fov = entity.camera.fov * pc.math.DEG_TO_RAD;
+    const unitsPerPixel = (2 * controller.distance * Math.tan(fov / 2)) / Math.max(1, this.canvas.clientHeight);
+    const metresPerPixel = unitsPerPixel * this.frame.metres_per_unit;
+    const metres = niceLength(SCALE_BAR_MAX_PIXELS * metresPerPixel);
+    const pixels = metres / metresPerPixel;
+    this.bar.style.width = `${pixels.toFixed(1)}px`;
+    this.label.textContent = formatLength(metres);
+    status.scaleBar = { metres, pixels };
+    // A compass: the arrow turns by the camera's heading, north against the view's horizontal right and forward
+    // (up x right). Unlike north's projection on the screen, it does not swing sideways near the horizon.
+    const north = new pc.Vec3(...this.frame.north);
+    const up = new pc.Vec3(...this.frame.up);
+    const across = north.dot(entity.right);
+    const upward = north.dot(new pc.Vec3().cross(up, entity.right));
+    if (Math.hypot(across, upward) > 1e-6) {
+      status.northDegrees = Math.atan2(across, upward) * pc.math.RAD_TO_DEG;
+      this.arrow.style.transform = `rotate(${status.northDegrees.toFixed(2)}deg)`;
+    }
+  }
+}
+
+function publishView(controller) {
+  const entity = controller.entity;
+  const vector = (v) => [v.x, v.y, v.z];
+  status.view = {
+    position: vector(entity.getPosition()),
+    target: vector(controller.target),
+    up: vector(entity.up),
+    right: vector(entity.right),
+    orbitAxis: vector(controller.up),
   };
 }
 
@@ -233,11 +319,21 @@ async function main() {
   splat.addComponent('gsplat', { asset });
   app.root.addChild(splat);
 
-  const view = initialView(config.camera, asset.resource.aabb);
+  const frame = config.frame ?? null;
+  const view = initialView(config.camera, asset.resource.aabb, frame);
   camera.camera.fov = view.fov;
-  new OrbitController(camera, canvas, view, () => {
+  const overlay = frame?.georeferenced ? new MapOverlay(frame, canvas) : null;
+  let controller = null;
+  const changed = () => {
     app.renderNextFrame = true;
-  });
+    // The controller applies its first view while it is being built; it reports itself from then on.
+    if (!controller) return;
+    publishView(controller);
+    overlay?.update(controller);
+  };
+  controller = new OrbitController(camera, canvas, view, changed);
+  changed();
+  window.addEventListener('resize', changed);
   status.splats = asset.resource.numSplats;
   app.renderNextFrame = true;
 
