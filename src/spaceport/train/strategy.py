@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("spaceport.train")
 
+
 class DensityStrategy(Protocol):
     def loss(self, params: dict[str, torch.Tensor]) -> torch.Tensor | None:
         """A term added to the photometric loss, or None."""
