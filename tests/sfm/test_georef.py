@@ -112,7 +112,7 @@ def test_origin_is_near_the_scene_and_easy_to_quote() -> None:
     assert "sea level" in origin["altitude_reference"]
 
 
-@pytest.mark.parametrize("layout", ["orbit", "drone", "facade", "object"])
+@pytest.mark.parametrize("layout", ["orbit", "drone", "facade", "object", "grid", "walk"])
 def test_every_layout_comes_out_upright_without_gps(layout: str) -> None:
     # GIVEN a layout's true cameras in an arbitrary frame, and no GPS
     sfm_from_world = random_similarity(3)
@@ -127,6 +127,25 @@ def test_every_layout_comes_out_upright_without_gps(layout: str) -> None:
     assert registration.similarity.scale == 1.0
     assert not registration.document["metric"] and "arbitrary" in registration.document["frame"]["units"]
     assert registration.document["warnings"] == []
+
+
+def test_a_lawn_mower_grid_comes_out_upright_from_its_flight_plane() -> None:
+    # GIVEN a mapping grid's cameras, their x axes all along one line (strips flown back and forth), each turned by
+    # reconstruction noise of a few hundredths of a degree about its image's vertical (which tips its x axis
+    # towards its optical axis, nearly the world's vertical), in an arbitrary frame and without GPS
+    rng = np.random.default_rng(8)
+    sfm_from_world = random_similarity(9)
+    cameras = cameras_in_sfm_frame(SceneConfig(layout="grid", images=64), sfm_from_world)
+    for index, angle in enumerate(np.radians(rng.normal(0, 0.03, len(cameras.names)))):
+        turn = np.array([[math.cos(angle), 0, math.sin(angle)], [0, 1, 0], [-math.sin(angle), 0, math.cos(angle)]])
+        cameras.rotations[index] = turn @ cameras.rotations[index]
+
+    # WHEN the frame is chosen
+    registration = choose_frame(cameras, {}, sfm_from_world.apply(np.zeros(3)), GeorefConfig())
+
+    # THEN the noise in the x axes is not taken for a vertical: the flight's level plane gives it, within a degree
+    assert registration.method == "upright"
+    assert tilt_deg(registration.similarity.rotation @ sfm_from_world.rotation) < 1.0
 
 
 def test_upright_within_three_degrees_when_photos_roll_a_little() -> None:

@@ -100,3 +100,31 @@ def test_an_unchanged_jpeg_is_copied_byte_for_byte(tmp_path: Path) -> None:
     # THEN it is not re-encoded (no second lossy compression), and one camera is detected
     assert (tmp_path / "work" / "a.jpg").read_bytes() == (source / "a.jpg").read_bytes()
     assert result.single_camera
+
+
+def test_large_jpegs_are_decoded_at_a_reduced_scale_and_converted_in_parallel(tmp_path: Path) -> None:
+    # GIVEN smooth, photo-like JPEGs four times larger than the limit, under nested names
+    source = tmp_path / "in"
+    rng = np.random.default_rng(3)
+    for index in range(6):
+        coarse = Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8))
+        photo = coarse.resize((1280, 960), Image.Resampling.BICUBIC)
+        target = source / f"strip {index % 2}" / f"DJI_{index:04d}.JPG"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        photo.save(target, quality=92)
+
+    # WHEN intake limits the longest side to 300, with one worker and with four
+    serial = intake_folder(source, tmp_path / "serial", max_image_size=300)
+    parallel = intake_folder(source, tmp_path / "parallel", max_image_size=300, workers=4)
+
+    # THEN every photo has the limit's size and looks like a full decode resized (the DCT does most of the shrinking)
+    for image in serial.images:
+        with Image.open(tmp_path / "serial" / image.name) as converted, Image.open(source / image.name) as original:
+            assert converted.size == (300, 225)
+            reference = np.asarray(original.convert("RGB").resize((300, 225), Image.Resampling.LANCZOS), np.float64)
+            assert np.abs(np.asarray(converted, np.float64) - reference).mean() < 3.0
+    # AND the workers change nothing: same photos, same order, same bytes
+    assert [image.name for image in parallel.images] == [image.name for image in serial.images]
+    assert len(serial.images) == 6
+    for image in serial.images:
+        assert (tmp_path / "parallel" / image.name).read_bytes() == (tmp_path / "serial" / image.name).read_bytes()

@@ -42,6 +42,9 @@ TAG_ALTITUDE_REF, TAG_ALTITUDE = 5, 6
 # Upright photos' x axes are horizontal; they pin the vertical when the second-smallest spread of those axes is
 # clearly above the smallest (the photos face several ways, or at least turn a little).
 RIGHT_AXES_SEPARATION = 4.0
+# ... and when that second spread shows a real turn (about a degree RMS): x axes that all lie along one line, as in
+# a lawn-mower flight whose strips face opposite ways, differ only by reconstruction noise, which points anywhere.
+RIGHT_AXES_MIN_SECOND_SPREAD = 1e-4
 # An orbit-like path: centres spread in two directions (not a line) and much less in the third.
 PATH_MIN_SECOND_SPREAD, PATH_MAX_FLATNESS = 0.05, 0.25
 # Beyond this angle from the photos' vertical, a camera path is not level (a slope, a stair) and is left out.
@@ -296,7 +299,8 @@ def estimate_up(cameras: Cameras) -> UpEstimate:
     rights, image_ups, forwards = cameras.rotations[:, 0], -cameras.rotations[:, 1], cameras.rotations[:, 2]
     count = len(rights)
     spreads, axes = np.linalg.eigh(rights.T @ rights / count)
-    from_rights = axes[:, 0] if spreads[1] > RIGHT_AXES_SEPARATION * spreads[0] + 1e-12 else None
+    turned = spreads[1] > max(RIGHT_AXES_SEPARATION * spreads[0], RIGHT_AXES_MIN_SECOND_SPREAD * spreads[2])
+    from_rights = axes[:, 0] if turned else None
     path_normal = _level_path_normal(cameras.centres)
     warnings: list[str] = []
     if from_rights is not None and path_normal is not None:

@@ -9,7 +9,9 @@ copied byte for byte (no second lossy encode, EXIF intact).
 from __future__ import annotations
 
 import logging
+import math
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,15 +117,23 @@ def intake_image(source: Path, target: Path, name: str, max_image_size: int) -> 
     """Convert one photo to ``target``; returns None (after a warning naming ``name``) when it cannot be read."""
     try:
         with Image.open(source) as original:
+            full_size = original.size
+            longest = max(full_size)
+            scale = max_image_size / longest if max_image_size > 0 and longest > max_image_size else 1.0
+            drafted = False
+            if scale <= 0.5 and original.format == "JPEG":
+                # Decode at 1/2, 1/4 or 1/8 scale in the DCT (still at least the target size; LANCZOS does the
+                # rest): a 12 MP photo bound for 1600 px decodes a quarter of its pixels, half its intake time.
+                original.draft(original.mode, (math.ceil(full_size[0] * scale), math.ceil(full_size[1] * scale)))
+                drafted = original.size != full_size
+                scale = min(1.0, max_image_size / max(original.size))
             original.load()
             exif = original.getexif()
             upright = ImageOps.exif_transpose(original)
             needs_orientation = exif.get(TAG_ORIENTATION, 1) not in (0, 1)
-            longest = max(upright.size)
-            scale = max_image_size / longest if max_image_size > 0 and longest > max_image_size else 1.0
             unchanged_jpeg = original.format == "JPEG" and original.mode == "RGB"
             target.parent.mkdir(parents=True, exist_ok=True)
-            if unchanged_jpeg and scale == 1.0 and not needs_orientation:
+            if unchanged_jpeg and scale == 1.0 and not drafted and not needs_orientation:
                 shutil.copyfile(source, target)
                 image = upright
             else:
@@ -131,7 +141,7 @@ def intake_image(source: Path, target: Path, name: str, max_image_size: int) -> 
                 if scale < 1.0:
                     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
                     image = image.resize(size, Image.Resampling.LANCZOS)
-                save_image(image, target, carried_exif(original, resized=scale < 1.0))
+                save_image(image, target, carried_exif(original, resized=scale < 1.0 or drafted))
             make, model = str(exif.get(TAG_MAKE, "")).strip(), str(exif.get(TAG_MODEL, "")).strip()
             key = (make, model, image.width, image.height)
             return IntakeImage(name, image.width, image.height, key, has_gps=bool(exif.get_ifd(GPS_IFD)))
@@ -157,7 +167,7 @@ def save_image(image: Image.Image, target: Path, exif: Image.Exif) -> None:
 
 
 def intake_folder(
-    input_dir: Path, work_images_dir: Path, max_image_size: int, names: list[str] | None = None
+    input_dir: Path, work_images_dir: Path, max_image_size: int, names: list[str] | None = None, workers: int = 1
 ) -> IntakeResult:
     """Convert every readable photo under ``input_dir`` into ``work_images_dir`` under the same relative name.
 
@@ -166,15 +176,22 @@ def intake_folder(
         work_images_dir: where the converted photos go.
         max_image_size: longest side after downscaling; 0 or less keeps the original size.
         names: only these photos (paths relative to ``input_dir``), e.g. the ones the validator accepted.
+        workers: photos converted at once (Pillow decodes, resizes and encodes outside the GIL, so threads use
+            every core; a thousand 12 MP photos take minutes on one).
 
     Returns:
         The accepted photos in name order, and the skipped files with the reason for each.
     """
     result = IntakeResult()
     sources = find_images(input_dir) if names is None else [input_dir / name for name in sorted(names)]
-    for source in sources:
-        name = source.relative_to(input_dir).as_posix()
-        accepted = intake_image(source, work_images_dir / name, name, max_image_size)
+    relative = [source.relative_to(input_dir).as_posix() for source in sources]
+
+    def convert(index: int) -> IntakeImage | None:
+        return intake_image(sources[index], work_images_dir / relative[index], relative[index], max_image_size)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        converted = list(pool.map(convert, range(len(sources))))
+    for name, accepted in zip(relative, converted, strict=True):
         if accepted is None:
             result.skipped[name] = "unreadable image"
         else:
