@@ -58,3 +58,19 @@ def test_bad_hyperparameters_are_the_users_error(hyperparameters: dict[str, str]
     # WHEN building a config from bad values THEN a StageError names the problem
     with pytest.raises(StageError, match=message):
         build_config(hyperparameters)
+
+
+def test_a_shorter_run_compresses_the_preset_schedule_unless_a_step_is_given() -> None:
+    # GIVEN the CPU default preset (3000 steps: densify until 2200, reset every 1000, a new SH band every 500)
+    preset = preset_config("default", "cpu")
+
+    # WHEN asked for half the steps, once alone and once with densify_until given explicitly
+    halved = apply_overrides(preset, {"iterations": "1500"})
+    explicit = apply_overrides(preset, {"iterations": "1500", "densify_until": "1400"})
+
+    # THEN the schedule keeps its shape (densification still stops before the end, resets stay where they can be
+    # recovered from), and a value given explicitly is kept as given
+    assert halved.iterations == 1500
+    assert (halved.densify_from, halved.densify_until) == (50, 1100)
+    assert (halved.opacity_reset_every, halved.sh_degree_interval) == (500, 250)
+    assert explicit.densify_until == 1400 and explicit.opacity_reset_every == 500

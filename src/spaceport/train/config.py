@@ -16,6 +16,8 @@ from spaceport.contract import StageError
 
 PRESETS = ("fast", "default", "quality")
 STRATEGIES = ("adc", "mcmc")
+# The steps a preset places within its run; an ``iterations`` override stretches them with it.
+SCHEDULE_FIELDS = ("densify_from", "densify_until", "opacity_reset_every", "sh_degree_interval")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -152,6 +154,8 @@ def _parse_field(config: TrainConfig, name: str, text: str) -> Any:
 def apply_overrides(config: TrainConfig, overrides: dict[str, str]) -> TrainConfig:
     """Apply string hyperparameters (SageMaker passes every value as a string) to single fields.
 
+    A new ``iterations`` also stretches the preset's schedule (``SCHEDULE_FIELDS``) unless those are given too.
+
     Unknown names are kept in ``extra`` rather than rejected: SageMaker and the launcher add their own
     (``sagemaker_*``), and an old job definition should not break a newer container.
     """
@@ -163,9 +167,22 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, str]) -> TrainConf
             updates[name] = _parse_field(config, name, text)
         elif name not in ("preset", "device"):
             extra[name] = text
-    result = dataclasses.replace(config, **updates, extra=extra)
+    result = dataclasses.replace(config, **(_rescaled_schedule(config, updates) | updates), extra=extra)
     validate(result)
     return result
+
+
+def _rescaled_schedule(config: TrainConfig, updates: dict[str, Any]) -> dict[str, int]:
+    """The preset's schedule stretched to a new ``iterations``, for every step not given explicitly.
+
+    A preset's steps are tuned to its length: kept as they are, a shorter run would still be densifying (and
+    resetting opacities) when it ends, and a longer one would stop densifying early.
+    """
+    iterations = updates.get("iterations")
+    if iterations is None or iterations <= 0 or config.iterations <= 0:
+        return {}
+    factor = iterations / config.iterations
+    return {name: max(1, round(getattr(config, name) * factor)) for name in SCHEDULE_FIELDS if name not in updates}
 
 
 def validate(config: TrainConfig) -> None:

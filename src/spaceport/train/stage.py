@@ -46,22 +46,14 @@ class TrainPaths:
 
 def _start_state(scene: SceneData, ctx: TrainContext, config: TrainConfig) -> TrainState:
     """Resume from the newest checkpoint, or initialise from the SfM points and score that start."""
-    import torch
-
-    from spaceport.train.densify import DensityStats
-    from spaceport.train.model import init_params
-    from spaceport.train.trainer import TrainState, create_optimizer, evaluate, restore_state
+    from spaceport.train.trainer import evaluate, initial_state, restore_state
 
     payload = ctx.store.load_latest() if ctx.store is not None else None
     if payload is not None:
         logger.info("resuming from the checkpoint at iteration %d", payload["iteration"])
         return restore_state(payload, config, scene.extent, config.device)
-    torch.manual_seed(config.seed)
-    params = init_params(scene.points, scene.colors, config.sh_degree, config.initial_opacity, config.device)
-    generator = torch.Generator().manual_seed(config.seed)
-    state = TrainState(params, create_optimizer(params, config, scene.extent),
-                       DensityStats.zeros(len(scene.points), config.device), generator)  # fmt: skip
-    initial = evaluate(params, 0, scene.test_views, ctx.renderer, ctx.background)
+    state = initial_state(scene.points, scene.colors, config, scene.extent)
+    initial = evaluate(state.params, 0, scene.test_views, ctx.renderer, ctx.background)
     state.psnr_initial = initial.psnr
     return state
 
@@ -95,12 +87,16 @@ def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,
     """
     from spaceport.train.backend import configure_threads
     from spaceport.train.data import load_scene
+    from spaceport.train.memory import check_fits
     from spaceport.train.model import to_cloud
     from spaceport.train.progress import logger as progress_logger
     from spaceport.train.trainer import active_sh_degree, train
 
     config = build_config(read_hyperparameters(paths.hyperparameters_file) | (overrides or {}))
     logger.info("config: %s", config.to_dict())
+    # Before any image loads: a run the device cannot hold fails now, naming what to change, not an hour in.
+    memory = check_fits(config, paths.sfm_dir)
+    logger.info("memory model: about %.2f GiB on %s", memory.total_bytes / 2**30, config.device)
     configure_threads(config.device)
     seconds: dict[str, float] = {}
     begin_output(paths.model_dir)
@@ -119,6 +115,7 @@ def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,
     with timed(seconds, "export"):
         write_ply(to_cloud(state.params, degree), paths.model_dir / SCENE_FILE)
     figures = _figures(config, scene, state, degree, seconds) | scores
+    figures["memory_model_bytes"] = memory.total_bytes
     if config.device == "cuda":
         import torch
 

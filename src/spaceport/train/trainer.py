@@ -15,6 +15,7 @@ from spaceport.train.losses import psnr, ssim, training_loss
 from spaceport.train.model import PARAM_NAMES, sh_colors
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from spaceport.train.backend import Renderer
@@ -65,6 +66,18 @@ def create_optimizer(params: dict[str, torch.Tensor], config: TrainConfig, exten
              "opacity_logits": config.lr_opacity, "sh0": config.lr_sh0, "shN": config.lr_shN}  # fmt: skip
     groups = [{"params": [params[name]], "lr": rates[name], "name": name} for name in PARAM_NAMES]
     return torch.optim.Adam(groups, lr=0.0, eps=ADAM_EPS)
+
+
+def initial_state(points: np.ndarray, colors: np.ndarray, config: TrainConfig, extent: float) -> TrainState:
+    """A fresh run: Gaussians at the SfM points, their optimiser, and the run's seeded random streams."""
+    import torch
+
+    from spaceport.train.model import init_params
+
+    torch.manual_seed(config.seed)
+    params = init_params(points, colors, config.sh_degree, config.initial_opacity, config.device)
+    return TrainState(params, create_optimizer(params, config, extent), DensityStats.zeros(len(points), config.device),
+                      torch.Generator().manual_seed(config.seed))  # fmt: skip
 
 
 def means_learning_rate(config: TrainConfig, extent: float, step: int) -> float:
