@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from spaceport.compress.decode import decode_quats
-from spaceport.compress.quantize import codebook_1d, default_palette_size, kmeans_palette, morton_order
+from spaceport.compress.palette import default_palette_size, kmeans_palette
+from spaceport.compress.quantize import codebook_1d, morton_order
 from spaceport.compress.sog import encode_quats, texture_size
 
 Encoded = Any  # conftest.Encoded

@@ -1,6 +1,6 @@
-"""The quantisers behind SOG: 1D codebooks, the SH k-means palette and the Morton order.
+"""The quantisers behind SOG: 1D codebooks and the Morton order (the SH palette is in ``palette.py``).
 
-numpy only (BLAS matmul for the k-means distances), so the compress container needs no torch.
+numpy only, so the compress container needs no torch.
 """
 
 from __future__ import annotations
@@ -10,11 +10,6 @@ from dataclasses import dataclass
 import numpy as np
 
 CODEBOOK_SIZE = 256
-MAX_DEFAULT_PALETTE = 16384
-# k-means fits on at most this many points per palette entry, then labels every point once.
-FIT_POINTS_PER_ENTRY = 32
-# Points per block when computing palette distances: (block, palette) float32 stays under ~64 MB.
-_DISTANCE_BUDGET = 16 * 1024 * 1024
 
 
 @dataclass
@@ -63,85 +58,6 @@ def codebook_1d(values: np.ndarray, size: int = CODEBOOK_SIZE, iterations: int =
     centroids = centroids.astype(np.float32)
     labels = _nearest_sorted(flat, centroids.astype(np.float64)).astype(np.uint8)
     return Codebook(centroids, labels.reshape(np.shape(values)))
-
-
-def default_palette_size(count: int) -> int:
-    """SH palette entries for ``count`` Gaussians: about one per 16, a power of two, at most splat-transform's.
-
-    splat-transform uses ``min(64, 2^floor(log2(N/1024))) * 1024``, i.e. one entry per one to two Gaussians
-    below 64k; those centroids then cost more bytes than the labels that point at them. One entry per ~16
-    Gaussians keeps the SH error small (the higher bands are a small share of the colour) at a tenth of the size.
-    Capped at ``MAX_DEFAULT_PALETTE``: k-means costs N x palette per iteration, and past ~250k Gaussians a
-    larger palette would take many minutes on CPU (``--sh-palette`` asks for more).
-    """
-    if count <= 1:
-        return 1
-    splat_transform = int(min(64, 2 ** np.floor(np.log2(count / 1024))) * 1024)
-    ours = 2 ** int(np.round(np.log2(max(count / 16, 64))))
-    return max(1, min(ours, splat_transform, count, MAX_DEFAULT_PALETTE))
-
-
-def _assign(points: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    """Nearest centroid per point: ||c||^2 - 2 p.c in blocks, so memory stays bounded."""
-    centroid_norms = np.einsum("ij,ij->i", centroids, centroids)
-    block = max(1, _DISTANCE_BUDGET // max(1, len(centroids)))
-    labels = np.empty(len(points), np.int64)
-    for start in range(0, len(points), block):
-        chunk = points[start : start + block]
-        distances = centroid_norms[None, :] - 2.0 * (chunk @ centroids.T)
-        labels[start : start + block] = np.argmin(distances, axis=1)
-    return labels
-
-
-def kmeans_palette(
-    points: np.ndarray, size: int, iterations: int = 8, seed: int = 0, weights: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster the SH-rest vectors into a palette (weighted Lloyd's k-means, initialised from a random subset).
-
-    Each point counts in its centroid's mean by its weight (e.g. how much of the image it covers), so the
-    palette is accurate where errors show; the assignment stays plain nearest-centroid. Empty clusters are
-    re-seeded with the points of largest weighted error, so every entry earns its bytes. Large inputs are
-    fitted on a random subset of ``FIT_POINTS_PER_ENTRY`` points per entry, which bounds the cost per
-    iteration; every point is then labelled with its nearest centroid.
-
-    Args:
-        points: (N, D) vectors.
-        size: Palette entries, at most N.
-        iterations: Lloyd iterations (assignment + mean update).
-        seed: Seed of the initial subset, for repeatable output.
-        weights: (N,) positive importance per point; None weighs all alike.
-
-    Returns:
-        (size, D) float32 centroids and (N,) int64 labels.
-    """
-    points = np.ascontiguousarray(points, dtype=np.float32)
-    weights = np.ones(len(points)) if weights is None else np.asarray(weights, np.float64)
-    size = min(size, len(points))
-    rng = np.random.default_rng(seed)
-    fit, fit_weights = points, weights
-    if len(points) > FIT_POINTS_PER_ENTRY * size:
-        subset = rng.choice(len(points), FIT_POINTS_PER_ENTRY * size, replace=False)
-        fit, fit_weights = points[subset], weights[subset]
-    centroids = fit[rng.choice(len(fit), size, replace=False)].copy()
-    labels = _assign(fit, centroids)
-    for _ in range(iterations):
-        centroids = _update_centroids(fit, fit_weights, labels, centroids)
-        labels = _assign(fit, centroids)
-    return centroids, (labels if fit is points else _assign(points, centroids))
-
-
-def _update_centroids(points: np.ndarray, weights: np.ndarray, labels: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    size = len(centroids)
-    totals = np.bincount(labels, weights=weights, minlength=size)
-    # One bincount per column: np.add.at is an order of magnitude slower.
-    sums = np.stack([np.bincount(labels, weights=weights * column, minlength=size) for column in points.T], axis=1)
-    updated = np.where(totals[:, None] > 0, sums / np.maximum(totals, 1e-30)[:, None], centroids).astype(np.float32)
-    empty = np.flatnonzero(totals <= 0)
-    if empty.size:
-        residual = points - centroids[labels]
-        error = weights * np.einsum("ij,ij->i", residual, residual)
-        updated[empty] = points[np.argsort(error)[::-1][: empty.size]]
-    return updated
 
 
 def _spread_bits(values: np.ndarray) -> np.ndarray:

@@ -31,7 +31,8 @@ import numpy as np
 from PIL import Image
 
 from spaceport import __version__
-from spaceport.compress.quantize import codebook_1d, default_palette_size, kmeans_palette, morton_order
+from spaceport.compress.palette import default_palette_size, kmeans_palette
+from spaceport.compress.quantize import codebook_1d, morton_order
 from spaceport.contract import timed
 from spaceport.gaussians import GaussianCloud
 
@@ -46,7 +47,7 @@ class SogConfig:
 
     Attributes:
         sh_palette: SH palette entries; None picks ``default_palette_size(N)``.
-        iterations: k-means iterations for the SH palette.
+        iterations: k-means iterations for the SH palette (Lloyd's, or the mini-batch fit's equivalent effort).
         webp_quality: Lossless WebP effort, 0 (fast) to 100 (smallest); above 75 costs 10x the time for <0.5% bytes.
         webp_method: Lossless WebP method, 0 (fast) to 6 (smallest).
         reorder: Sort Gaussians along a Morton curve first (smaller images; the order is free in SOG).
@@ -160,7 +161,7 @@ def encode_sh_rest(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Palette labels (N, 4) texels, the centroid image and the meta entry of the higher SH bands."""
     count, coefficients, _ = shN.shape
-    size = config.sh_palette or default_palette_size(count)
+    size = config.sh_palette or default_palette_size(count, coefficients * 3, config.iterations)
     centroids, labels = kmeans_palette(shN.reshape(count, -1), size, config.iterations, config.seed, weights)
     size = len(centroids)
     book = codebook_1d(centroids)
