@@ -84,7 +84,7 @@ lint: setup
 
 demo: setup
 	$(BIN)/spaceport sample-scene $(DEMO_DIR)/sample-photos
-	$(BIN)/spaceport run $(DEMO_DIR)/sample-photos --out $(DEMO_DIR)/run --preset default
+	$(BIN)/spaceport run $(DEMO_DIR)/sample-photos --out $(DEMO_DIR)/run --preset default --iterations 2000
 	@echo "Open the viewer: $(BIN)/spaceport view $(DEMO_DIR)/run"
 
 # Template, state machine and security linters in their own virtualenvs (aws-sam-cli pins boto3; checkov
