@@ -7,6 +7,7 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -192,3 +193,41 @@ def fmt_bytes(count: int | None) -> str:
         if count >= size:
             return f"{count / size:,.2f} {unit}"
     return f"{count} B"
+
+
+def folder_bytes(root: Path) -> int:
+    """The total size of the files under ``root`` now (files that vanish while it counts are skipped)."""
+    total = 0
+    for folder, _, files in os.walk(root):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total
+
+
+class FolderPeak:
+    """Samples the size of the files under ``root`` every ``interval_s`` while in use, and once more at the end;
+    ``peak_bytes`` is the largest sample. Subclasses sample more in ``sample``."""
+
+    def __init__(self, root: Path, interval_s: float) -> None:
+        self.root, self.interval_s, self.peak_bytes = root, interval_s, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        self.peak_bytes = max(self.peak_bytes, folder_bytes(self.root))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.sample()
+
+    def __enter__(self) -> FolderPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()

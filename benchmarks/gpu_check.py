@@ -50,7 +50,9 @@ PROTECTED = re.compile(r"^(torch|numpy|triton|nvidia-.*|cuda-.*)$")
 # The train stage manifest's figures that the GPU section reports.
 MANIFEST_FIGURES = ("device", "iterations", "num_gaussians", "psnr_test", "ssim_test", "psnr_initial",
                     "psnr_test_full_size", "resolution", "strategy", "peak_gpu_memory_bytes",
-                    "peak_gpu_reserved_bytes")  # fmt: skip
+                    "peak_gpu_reserved_bytes", "memory_model_bytes")  # fmt: skip
+# The memory recording's time limit: a few training steps at each of six (N, pixels) sizes, up to 3M Gaussians.
+MEMORY_SCALING_LIMIT_S = 150
 # What must import once the bundle is in (torch's modules aside): the pipeline's stages up to training.
 IMPORTS = "import pycolmap, pydantic, spaceport.cli, spaceport.sfm.stage, spaceport.local.pipeline, spaceport.viewer"
 # The device tool brings back at most 8 files from $OUT, each under 16 MiB.
@@ -303,6 +305,20 @@ def train_sample_scene(check: Check, environment: dict[str, str], preset: str) -
     check.save()
 
 
+def record_memory_scaling(check: Check, environment: dict[str, str]) -> None:
+    """Peak GPU memory of training steps over a grid of Gaussian counts and view sizes, for the memory model.
+
+    ``benchmarks.scaling_splats gpu-memory`` writes it; the Scaling section fits ``bytes = a N + b pixels + c`` to it
+    (``spaceport.train.memory`` holds the derived coefficients until then).
+    """
+    output = check.work / "memory-scaling.json"
+    command = [sys.executable, "-m", "benchmarks.scaling_splats", "gpu-memory", "--out", str(output)]
+    check.run("memory_scaling", command, MEMORY_SCALING_LIMIT_S, environment)
+    if output.is_file():
+        check.figures["memory_scaling"] = json.loads(output.read_text(encoding="utf-8"))
+        check.save()
+
+
 def train_figures(run_dir: Path, preset: str, result: StepResult) -> dict[str, Any]:
     """it/s, held-out quality and peak memory from the run's report.json and the train stage's manifest."""
     figures: dict[str, Any] = {"preset": preset, "status": result.status, "run_wall_s": result.seconds}
@@ -344,10 +360,10 @@ def run_check(args: argparse.Namespace) -> int:
     if args.stop_before_cuda:
         check.figures["stopped_before_cuda"] = True
     elif not installed or not gpu_visible:
-        for name in ("build_gsplat", "test_cuda", "train_run"):
+        for name in ("build_gsplat", "test_cuda", "train_run", "memory_scaling"):
             check.skip(name, "the bundle did not install" if not installed else "torch sees no CUDA GPU")
     elif not build_gsplat(check, args.bundle, constraints, args.arch, args.jobs):
-        for name in ("test_cuda", "train_run"):
+        for name in ("test_cuda", "train_run", "memory_scaling"):
             check.skip(name, "gsplat's kernels did not build")
     else:
         extensions_dir = work / "torch-extensions"
@@ -355,6 +371,7 @@ def run_check(args: argparse.Namespace) -> int:
         environment = no_jit_environment(extensions_dir)
         run_cuda_tests(check, environment)
         train_sample_scene(check, environment, args.preset)
+        record_memory_scaling(check, environment)
         check.figures["jit"] = jit_trace(extensions_dir)
         check.figures["measured"] = (check.figures.get("train") or {}).get("iterations_per_s") is not None
     check.figures["versions"] = installed_versions()

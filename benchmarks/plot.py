@@ -22,6 +22,8 @@ class LinePlot:
     y_label: str
     series: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     references: dict[str, float] = field(default_factory=dict)
+    # Both axes logarithmic (positive values only): a power law is a straight line, its slope the exponent.
+    log_axes: bool = False
 
 
 def _nice_ticks(low: float, high: float, count: int = 6) -> list[float]:
@@ -38,11 +40,31 @@ def _label(value: float) -> str:
     return f"{value:g}" if abs(value) < 1e5 else f"{value:.2e}"
 
 
+def _log_ticks(low: float, high: float) -> list[float]:
+    """Powers of ten (and 2 and 5 times them when few decades show) within [low, high], as log10 values."""
+    decades = range(math.floor(low), math.ceil(high) + 1)
+    factors = (1,) if high - low > 4 else (1, 2, 5)
+    return [d + math.log10(f) for d in decades for f in factors if low <= d + math.log10(f) <= high]
+
+
+def _log_plot(plot: LinePlot) -> LinePlot:
+    """The same plot in log10 units, drawn with linear axes (``save`` labels the ticks back in plain numbers)."""
+    series = {name: [(math.log10(x), math.log10(y)) for x, y in points if x > 0 and y > 0]
+              for name, points in plot.series.items()}  # fmt: skip
+    references = {name: math.log10(value) for name, value in plot.references.items() if value > 0}
+    return LinePlot(plot.title, plot.x_label, plot.y_label, series, references)
+
+
 def save(plot: LinePlot, path: Path) -> None:
     """Draw ``plot`` into a PNG at ``path``."""
+    logarithmic = plot.log_axes
+    if logarithmic:
+        plot = _log_plot(plot)
     points = [point for series in plot.series.values() for point in series]
     ys = [y for _, y in points] + list(plot.references.values())
     x_low, x_high = 0.0, max(x for x, _ in points) * 1.02
+    if logarithmic:
+        x_low, x_high = min(x for x, _ in points) - 0.1, max(x for x, _ in points) + 0.1
     y_low, y_high = min(ys), max(ys)
     pad = (y_high - y_low) * 0.08 or 1.0
     y_low, y_high = y_low - pad, y_high + pad
@@ -55,14 +77,15 @@ def save(plot: LinePlot, path: Path) -> None:
         return (left + (x - x_low) / (x_high - x_low) * (right - left),
                 bottom - (y - y_low) / (y_high - y_low) * (bottom - top))  # fmt: skip
 
-    for tick in _nice_ticks(y_low, y_high):
+    ticks, label = (_log_ticks, lambda value: _label(10**value)) if logarithmic else (_nice_ticks, _label)
+    for tick in ticks(y_low, y_high):
         _, y = to_pixel(0, tick)
         draw.line([(left, y), (right, y)], fill=(230, 230, 230))
-        draw.text((left - 8, y), _label(tick), fill="black", font=font, anchor="rm")
-    for tick in _nice_ticks(x_low, x_high):
+        draw.text((left - 8, y), label(tick), fill="black", font=font, anchor="rm")
+    for tick in ticks(x_low, x_high):
         x, _ = to_pixel(tick, y_low)
         draw.line([(x, top), (x, bottom)], fill=(230, 230, 230))
-        draw.text((x, bottom + 8), _label(tick), fill="black", font=font, anchor="mt")
+        draw.text((x, bottom + 8), label(tick), fill="black", font=font, anchor="mt")
     draw.rectangle([left, top, right, bottom], outline="black")
     for name, value in plot.references.items():
         _, y = to_pixel(0, value)

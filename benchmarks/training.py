@@ -84,16 +84,13 @@ def train_by_wall_clock(sfm_dir: Path, budgets: list[int]) -> dict[str, Any]:
     from spaceport.train.backend import configure_threads, select_renderer
     from spaceport.train.config import preset_config
     from spaceport.train.data import load_scene
-    from spaceport.train.densify import DensityStats
-    from spaceport.train.model import init_params
     from spaceport.train.progress import ProgressLog
     from spaceport.train.strategy import select_strategy
     from spaceport.train.trainer import (
         TrainContext,
-        TrainState,
         active_sh_degree,
-        create_optimizer,
         evaluate,
+        initial_state,
         next_view,
         train_step,
     )
@@ -104,11 +101,7 @@ def train_by_wall_clock(sfm_dir: Path, budgets: list[int]) -> dict[str, Any]:
     background = torch.tensor(config.background, dtype=torch.float32)
     ctx = TrainContext(config, scene.train_views, select_renderer("cpu"), background, scene.extent,
                        ProgressLog(10**9, None), select_strategy(config, scene.extent))  # fmt: skip
-    torch.manual_seed(config.seed)
-    params = init_params(scene.points, scene.colors, config.sh_degree, config.initial_opacity, "cpu")
-    optimizer = create_optimizer(params, config, scene.extent)
-    stats = DensityStats.zeros(len(scene.points), "cpu")
-    state = TrainState(params, optimizer, stats, torch.Generator().manual_seed(config.seed))
+    state = initial_state(scene.points, scene.colors, config, scene.extent)
 
     def score(elapsed: float) -> dict[str, Any]:
         degree = active_sh_degree(config, state.iteration)

@@ -19,13 +19,12 @@ import resource
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zipfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, SuiteResult, Table, Target, Workspace, fmt, fmt_bytes
+from benchmarks.common import ROOT, FolderPeak, SuiteResult, Table, Target, Workspace, fmt, fmt_bytes
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -189,37 +188,6 @@ class _Body:
         self._handle.close()
 
 
-class _DiskPeak:
-    """Samples the total size of the files under ``root`` until stopped; keeps the largest sample."""
-
-    def __init__(self, root: Path) -> None:
-        self.root, self.peak = root, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _usage(self) -> int:
-        total = 0
-        for folder, _, files in os.walk(self.root):
-            for name in files:
-                try:
-                    total += os.lstat(os.path.join(folder, name)).st_size
-                except FileNotFoundError:
-                    pass
-        return total
-
-    def _sample(self) -> None:
-        while not self._stop.wait(SAMPLE_SECONDS):
-            self.peak = max(self.peak, self._usage())
-
-    def __enter__(self) -> _DiskPeak:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def _measure_here(archive: Path, tmp_dir: Path) -> dict[str, Any]:
     """validate_job of whichever ``spaceport`` is first on the path, against the table in moto and LocalS3."""
     import boto3
@@ -254,11 +222,11 @@ def _measure_here(archive: Path, tmp_dir: Path) -> dict[str, Any]:
         s3, real_client = LocalS3({KEY: archive}), aws.client
         aws.client = lambda service: s3 if service == "s3" else real_client(service)  # type: ignore[assignment]
         JobsTable("spaceport-jobs").claim_for_start(JOB_ID, {}, {"kind": "zip", "key": KEY})
-        with _DiskPeak(tmp_dir) as disk:
+        with FolderPeak(tmp_dir, SAMPLE_SECONDS) as disk:
             started = time.perf_counter()
             figures = validate_job(validator_settings(), JOB_ID)
             seconds = time.perf_counter() - started
-    return {"images": figures["images"], "seconds": round(seconds, 1), "peak_tmp_bytes": disk.peak,
+    return {"images": figures["images"], "seconds": round(seconds, 1), "peak_tmp_bytes": disk.peak_bytes,
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "s3_gets": s3.gets,
             "s3_bytes_read": s3.bytes_read, "s3_puts": s3.puts, "s3_bytes_written": s3.bytes_written,
             "spaceport": str(Path(spaceport.__file__).parent)}  # fmt: skip

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from benchmarks.common import FolderPeak
 from botocore.exceptions import ClientError
 
 from spaceport.validation import validate_path
@@ -19,39 +17,6 @@ from spaceport.validation import validate_path
 from ..validation.validation_corpus import mixed_capture, photos, zip_folder
 from . import harness
 from .harness import BUCKET, REGION, load_template
-
-
-class DiskWatcher:
-    """Samples the bytes of every file under ``root`` every millisecond, keeping the peak: the Lambda's /tmp use."""
-
-    def __init__(self, root: Path) -> None:
-        self.root, self.peak_bytes = root, 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def _usage(self) -> int:
-        total = 0
-        for folder, _, files in os.walk(self.root):
-            for name in files:
-                try:
-                    total += os.lstat(os.path.join(folder, name)).st_size
-                except FileNotFoundError:
-                    pass
-        return total
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, self._usage())
-            time.sleep(0.001)
-
-    def __enter__(self) -> DiskWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak_bytes = max(self.peak_bytes, self._usage())
 
 
 def queue_job(job_id: str, upload: dict[str, str]) -> None:
@@ -111,7 +76,7 @@ def test_validation_keeps_neither_the_upload_nor_its_photos_in_tmp(world, tmp_pa
     else:
         upload_folder("job-tmp", folder)
     # WHEN the validate Lambda runs with its /tmp watched
-    with DiskWatcher(lambda_tmp) as watcher:
+    with FolderPeak(lambda_tmp, 0.001) as watcher:
         figures = validate(world, "job-tmp")
     # THEN every photo was accepted and published, and /tmp never held more than a small part of the upload
     assert figures["images"] == 24 and len(published("job-tmp")) == 24
