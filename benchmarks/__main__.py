@@ -1,6 +1,6 @@
 """Run the benchmark suites and write benchmarks/RESULTS.md, results.json and plots/.
 
-``python -m benchmarks [--only compress,train,sfm,lambdas,local,gpu] [--quick] [--work DIR]`` runs the chosen
+``python -m benchmarks [--only quality,compress,train,sfm,lambdas,local,gpu] [--quick] [--work DIR]`` runs the chosen
 suites one after the other (never two heavy measurements at once), then merges their results into
 ``benchmarks/results.json`` and rewrites ``benchmarks/RESULTS.md`` and ``benchmarks/plots/``.
 """
@@ -19,30 +19,39 @@ from pathlib import Path
 # pycolmap logs every image to stderr through glog; the suites read its figures, not its log.
 os.environ.setdefault("GLOG_minloglevel", "2")
 
-from benchmarks import compression, lambdas, local_run, sfm, training  # noqa: E402
+from benchmarks import (  # noqa: E402
+    burst,
+    compression,
+    georef,
+    gpu,
+    lambdas,
+    local_run,
+    quality,
+    scaling_sfm,
+    scaling_splats,
+    sfm,
+    training,
+    validate_lambda,
+)
 from benchmarks.common import SuiteResult, Workspace, machine_info  # noqa: E402
 from benchmarks.report import load, save_json, save_markdown  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
 
-def gpu_suite(workspace: Workspace) -> SuiteResult:
-    """GPU figures need gsplat on CUDA; without a GPU this records that nothing was measured."""
-    import torch
-
-    reason = "not measured (no GPU in this session)"
-    if torch.cuda.is_available():
-        reason = f"not measured (a GPU, {torch.cuda.get_device_name(0)}, is present but no GPU suite exists yet)"
-    return SuiteResult("gpu", "GPU training", {"status": reason}, notes=[reason[0].upper() + reason[1:] + "."])
-
-
 SUITES: dict[str, Callable[[Workspace], SuiteResult]] = {
     "sfm": sfm.run,
+    "scaling-sfm": scaling_sfm.run,
+    "scaling-splats": scaling_splats.run,
+    "georef": georef.run,
     "compress": compression.run,
     "train": training.run,
+    "quality": quality.run,
     "lambdas": lambdas.run,
+    "validate": validate_lambda.run,
     "local": local_run.run,
-    "gpu": gpu_suite,
+    "burst": burst.run,
+    "gpu": gpu.run,
 }
 
 
@@ -56,6 +65,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-splat-transform", action="store_true",
                         help="compress with our encoder only (splat-transform's k-means takes minutes)")  # fmt: skip
     parser.add_argument("--presets", help="presets for the local suite (default: fast,default; +quality when full)")
+    parser.add_argument("--quality-scenes", help="measure only these quality scenes again (e.g. real); keep the rest")
+    parser.add_argument(
+        "--real-source",
+        type=Path,
+        help="a local copy of OpenSfM (git mirror or clone) for the quality suite's real capture "
+        "(default: a partial clone of the public repository, which needs the network)",
+    )
+    parser.add_argument("--gpu-figures", type=Path, help="`make gpu-check`'s figures.json (default: gpu-check-output/)")
     args = parser.parse_args(argv)
     args.suites = [name.strip() for name in args.only.split(",")] if args.only else list(SUITES)
     unknown = [name for name in args.suites if name not in SUITES]
@@ -74,10 +91,23 @@ def run_suites(args: argparse.Namespace, work: Path) -> None:
             result = compression.run(workspace, compare=not args.skip_splat_transform)
         elif name == "local" and args.presets:
             result = local_run.run(workspace, [preset.strip() for preset in args.presets.split(",")])
+        elif name == "quality":
+            only = set(args.quality_scenes.split(",")) if args.quality_scenes else None
+            earlier = (
+                results["quality"].figures | {"date": results["quality"].machine.get("date")}
+                if "quality" in results
+                else None
+            )
+            result = quality.run(workspace, args.real_source, only, earlier)
+        elif name == "gpu":
+            result = gpu.run(workspace, args.gpu_figures)
+        elif name == "scaling-splats":
+            result = scaling_splats.run(workspace, not args.skip_splat_transform, args.gpu_figures)
         else:
             result = SUITES[name](workspace)
-        result.seconds = round(time.perf_counter() - started, 1)
-        result.machine, result.mode = machine_info(), "quick" if args.quick else "full"
+        if not result.machine:  # a suite that reports another machine's figures (gpu) stamps that machine itself
+            result.seconds = round(time.perf_counter() - started, 1)
+            result.machine, result.mode = machine_info(), "quick" if args.quick else "full"
         results[name] = result
         # Saved after every suite: a long run that is stopped keeps what it measured.
         save_json(results, HERE / "results.json")

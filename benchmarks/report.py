@@ -7,7 +7,8 @@ from pathlib import Path
 
 from benchmarks.common import SuiteResult
 
-SUITE_ORDER = ("compress", "train", "sfm", "lambdas", "local", "gpu")
+SUITE_ORDER = ("quality", "compress", "train", "sfm", "scaling-sfm", "scaling-splats", "lambdas", "validate", "local",
+               "burst", "gpu")  # fmt: skip
 HEADER = """# Spaceport benchmarks
 
 Written by `make bench` (`python -m benchmarks`); every figure below was measured by that command on the machine

@@ -8,7 +8,7 @@ import zipfile
 import pytest
 from moto import mock_aws
 
-from .harness import ACCOUNT, BUCKET, REGION, TABLE, World
+from .harness import ACCOUNT, BUCKET, REGION, SLOTS_TABLE, TABLE, World
 
 STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:spaceport-pipeline"
 
@@ -48,6 +48,11 @@ def cloud_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "COMPRESS_MAX_RUNTIME_SECONDS": "3600",
         "SPOT_TRAINING": "false",
         "SPOT_CAPACITY_WAIT_SECONDS": "14400",
+        "QUOTA_WAIT_SECONDS": "21600",
+        "SLOTS_TABLE_NAME": SLOTS_TABLE,
+        "MAX_CONCURRENT_SFM_JOBS": "2",
+        "MAX_CONCURRENT_TRAIN_JOBS": "1",
+        "MAX_CONCURRENT_COMPRESS_JOBS": "2",
         "SPACEPORT_MAX_IMAGES": "100",
         "SPACEPORT_MIN_IMAGES": "3",
         "SPACEPORT_MAX_ARCHIVE_BYTES": "10000000",

@@ -19,6 +19,16 @@ moto runs the real ``statemachine/pipeline.asl.json`` but leaves gaps; each is c
   records that ceiling and sleeps it, so the sleeps are the backoff schedule itself and a test can assert it.
 - Training metrics: SageMaker applies the job's ``MetricDefinitions`` regexes to its log and reports the last
   value of each under the definition's name; ``FakeSageMaker`` does exactly that over a scripted training log.
+- Quota: ``FakeSageMaker.training_quota`` refuses a training job with ResourceLimitExceeded while that many run
+  (from its Create call to its end event), as SageMaker does when the account's instance quota is taken; it records
+  how many ran at once.
+- Stopping: Step Functions aborts a stopped execution at once; moto only between states, so an execution waiting on
+  a task token would stay RUNNING until the wait times out. ``World.kill`` stops it and wakes its waiting tasks
+  without an outcome: moto then ends it at once without running another state (no Catch, as in AWS), though it
+  reports FAILED where AWS reports ABORTED.
+- Atomicity: DynamoDB applies a conditional write or a transaction atomically; moto checks and writes in separate
+  steps (a transaction even restores a copy of the whole table when it fails), which concurrent executions (threads
+  here) can interleave. The harness runs each DynamoDB request under one lock, as the service behaves.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -46,7 +57,18 @@ ACCOUNT = "123456789012"
 BUCKET = "spaceport-data"
 TABLE = "spaceport-jobs"
 REPOSITORIES = {"sfm": "spaceport-sfm", "train": "spaceport-train", "compress": "spaceport-compress"}
-FUNCTIONS = ("trigger", "validate", "start_stage", "complete_stage", "record_outcome", "api")
+FUNCTIONS = (
+    "trigger",
+    "validate",
+    "wait_for_slot",
+    "release_slot",
+    "start_stage",
+    "complete_stage",
+    "record_outcome",
+    "api",
+    "sweep_slots",
+)
+SLOTS_TABLE = "spaceport-slots"
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -172,6 +194,14 @@ class FakeSageMaker:
     def __init__(self, real: Any) -> None:
         self._real = real
         self.script: dict[str, deque] = {"sfm": deque(), "train": deque(), "compress": deque()}
+        # A job's own script for a stage, (job id, stage) -> outcomes, read before the stage's shared one.
+        self.job_script: dict[tuple[str, str], deque] = {}
+        self.training_quota: int | None = None
+        self.running: dict[str, set[str]] = {"sfm": set(), "train": set(), "compress": set()}
+        self.peak: dict[str, int] = {"sfm": 0, "train": 0, "compress": 0}
+        self.refused: list[str] = []
+        self.started: dict[str, list[str]] = {"sfm": [], "train": [], "compress": []}
+        self._lock = threading.Lock()
         self.outcomes: dict[str, tuple] = {}
         self.pending: deque = deque()
         self.requests: list[tuple[str, dict]] = []
@@ -186,11 +216,22 @@ class FakeSageMaker:
         service_op = "".join(part.title() for part in operation.split("_"))
         check_request("sagemaker", service_op, request)
         self.requests.append((operation, request))
-        stage = dict((t["Key"], t["Value"]) for t in request["Tags"])["spaceport:stage"]
-        outcome = self.script[stage].popleft() if self.script[stage] else ("complete",)
+        tags = dict((t["Key"], t["Value"]) for t in request["Tags"])
+        stage, job_id = tags["spaceport:stage"], tags["spaceport:job"]
+        own = self.job_script.get((job_id, stage))
+        outcome = own.popleft() if own else self.script[stage].popleft() if self.script[stage] else ("complete",)
         if outcome[0] in ("throttle", "capacity"):
             code = "ThrottlingException" if outcome[0] == "throttle" else "ResourceLimitExceeded"
             raise ClientError({"Error": {"Code": code, "Message": "Rate exceeded"}}, service_op)
+        with self._lock:
+            quota = self.training_quota
+            if stage == "train" and quota is not None and len(self.running["train"]) >= quota:
+                self.refused.append(name)
+                message = f"The account-level service limit 'ml.g5.xlarge for training job usage' is {quota}"
+                raise ClientError({"Error": {"Code": "ResourceLimitExceeded", "Message": message}}, service_op)
+            self.running[stage].add(name)
+            self.peak[stage] = max(self.peak[stage], len(self.running[stage]))
+            self.started[stage].append(job_id)
         response = getattr(self._real, operation)(**request)
         self.outcomes[name] = outcome
         if outcome[0] != "silent":
@@ -203,14 +244,22 @@ class FakeSageMaker:
     def create_training_job(self, **request: Any) -> dict[str, Any]:
         return self._create("create_training_job", request, request["TrainingJobName"])
 
+    def ended(self, stage: str, name: str) -> None:
+        """The job no longer runs (its end event is on its way): it stops counting against the quota."""
+        with self._lock:
+            self.running[stage].discard(name)
+
     def stop_training_job(self, TrainingJobName: str) -> dict[str, Any]:
         """moto has no StopTrainingJob: record the request (checked against botocore) and mark the job stopped."""
         check_request("sagemaker", "StopTrainingJob", {"TrainingJobName": TrainingJobName})
+        self.ended("train", TrainingJobName)
         self.stopped.append(TrainingJobName)
         self.outcomes[TrainingJobName] = ("stopped",)
         return {}
 
     def stop_processing_job(self, ProcessingJobName: str) -> dict[str, Any]:
+        for stage in ("sfm", "compress"):
+            self.ended(stage, ProcessingJobName)
         self.stopped.append(ProcessingJobName)
         return self._real.stop_processing_job(ProcessingJobName=ProcessingJobName)
 
@@ -262,6 +311,7 @@ class World:
         monkeypatch.setattr(retrier_decl, "time", _RecordingClock(self.sleeps))
         monkeypatch.setattr(jitter_strategy_decl, "random", _CeilingJitter())
         _fresh_token_per_attempt(monkeypatch)
+        _atomic_dynamodb(monkeypatch)
         settings.clear_cache()
 
     def _create_resources(self) -> None:
@@ -272,6 +322,13 @@ class World:
             AttributeDefinitions=props["AttributeDefinitions"],
             KeySchema=props["KeySchema"],
             GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
+        )
+        slots = self.template["Resources"]["SlotsTable"]["Properties"]
+        boto3.client("dynamodb", region_name=REGION).create_table(
+            TableName=SLOTS_TABLE,
+            BillingMode=slots["BillingMode"],
+            AttributeDefinitions=slots["AttributeDefinitions"],
+            KeySchema=slots["KeySchema"],
         )
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
         self.ecr = boto3.client("ecr", region_name=REGION)
@@ -340,6 +397,7 @@ class World:
     def deliver_sagemaker_events(self) -> None:
         while self.sagemaker.pending:
             stage, name, _ = self.sagemaker.pending.popleft()
+            self.sagemaker.ended(stage, name)
             event = self.state_change_event(stage, name)
             assert delivered("CompleteStageFunction", event)
             self.handlers["complete_stage"].lambda_handler(event, FakeContext())
@@ -362,6 +420,30 @@ class World:
                 return described
             time.sleep(0.05)
         raise AssertionError(f"execution still running after {timeout_s} s")
+
+    def run_all(self, execution_arns: list[str], timeout_s: float = 240) -> dict[str, str]:
+        """Pump SageMaker events until every execution has ended; returns each one's status."""
+        deadline, statuses = time.monotonic() + timeout_s, {}
+        while time.monotonic() < deadline:
+            self.deliver_sagemaker_events()
+            for arn in execution_arns:
+                if statuses.get(arn, "RUNNING") == "RUNNING":
+                    statuses[arn] = self.sfn.describe_execution(executionArn=arn)["status"]
+            if all(status != "RUNNING" for status in statuses.values()):
+                return statuses
+            time.sleep(0.05)
+        running = [arn.rsplit(":", 1)[-1] for arn, status in statuses.items() if status == "RUNNING"]
+        raise AssertionError(f"executions still running after {timeout_s} s: {running}")
+
+    def kill(self, execution_arn: str) -> None:
+        """StopExecution (as from the console, not the API's cancel), taking effect at once as it does in AWS."""
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        self.sfn.stop_execution(executionArn=execution_arn, error="Killed", cause="stopped by hand")
+        backend = stepfunctions_parser_backends[ACCOUNT][REGION]
+        execution = next(e for e in backend._get_executions() if e.exec_arn == execution_arn)
+        for endpoint in list(execution.exec_worker.env.callback_pool_manager._pool.values()):
+            endpoint.interrupt_all()
 
     def job(self, job_id: str) -> dict[str, Any]:
         from spaceport.cloud.jobs import from_dynamo
@@ -388,6 +470,20 @@ def _fresh_token_per_attempt(monkeypatch: Any) -> None:
         original(self, env)
 
     monkeypatch.setattr(state_task_service.StateTaskService, "_eval_execution", eval_execution)
+
+
+def _atomic_dynamodb(monkeypatch: Any) -> None:
+    """One DynamoDB request at a time, so moto's conditional writes and transactions are atomic, as DynamoDB's are."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.RLock()
+    call_action = DynamoHandler.call_action
+
+    def atomic_call_action(self: Any) -> Any:
+        with lock:
+            return call_action(self)
+
+    monkeypatch.setattr(DynamoHandler, "call_action", atomic_call_action)
 
 
 class _CeilingJitter:

@@ -193,11 +193,11 @@ def wait_for(condition, what: str, timeout_s: float = 30) -> None:
 
 
 def test_a_throttled_send_task_success_is_completed_by_the_redelivered_event(world, monkeypatch):
-    # GIVEN Step Functions throttles the first SendTaskSuccess
+    # GIVEN an sfm job started (its slot granted), and Step Functions throttles the next SendTaskSuccess
     world.push_images()
-    sends = fail_once(monkeypatch, "stepfunctions", "send_task_success", "ThrottlingException")
     started = upload_zip(world, "job-resend")
     wait_for(lambda: world.sagemaker.pending, "the sfm job")
+    sends = fail_once(monkeypatch, "stepfunctions", "send_task_success", "ThrottlingException")
     stage, name, _ = world.sagemaker.pending.popleft()
     event = world.state_change_event(stage, name)
     # WHEN the sfm job's completion event fails on the throttle and EventBridge delivers it again
@@ -399,3 +399,9 @@ def test_a_lost_completion_event_times_out_to_failed(world, monkeypatch):
     assert job["status"] == "FAILED" and job["failed_stage"] == "sfm"
     assert "time limit" in job["failure_reason"]
     assert job["sagemaker_job"] in world.sagemaker.stopped
+    # AND the sfm slot it held went back on the Catch's path ("Release the job's slots")
+    from .test_slots import slots_in_use
+
+    assert ("release_slot", {"job_id": "job-timeout", "execution": started["execution_arn"]}) in world.invocations
+    assert ("wait_for_slot", "sfm") in [(name, payload.get("stage")) for name, payload in world.invocations]
+    assert slots_in_use() == {}

@@ -25,7 +25,9 @@ from .stack import (
     outputs,
     put,
     sagemaker_job_waiting,
+    slot_waiter,
     uri,
+    waiting_task_token,
 )
 
 Check = Callable[[Any, dict[str, Any]], None]
@@ -159,6 +161,69 @@ def check_training_completion_resumes_with_the_model(result: Any, seen: dict[str
     assert job["outputs"]["model"].endswith(f"/sp-{JOB}-train-a1-abc123/output/model.tar.gz")
     execution = seen["executions"][f"{WAITER}:{JOB}"]
     assert execution["status"] == "SUCCEEDED" and execution["output"]["output"] == job["outputs"]["model"]
+
+
+# ---------------------------------------------------------------- slots (MaxConcurrentTrainJobs is 1 in env.json)
+
+EVENT_TOKEN = "AQB8AAAAKgAAAAMAAAAAAAAAAexampletoken"
+
+
+def seed_train_slot_taken() -> None:
+    """job-0002 (uploaded first) trains, holding the one train slot; job-0001's sfm stage has finished."""
+    job_record("job-0002", finished=("validate", "sfm"), running="train", ticket=1)
+    slot_waiter("job-0002", "train", 1, "token-of-job-0002", held=True)
+    job_record(JOB, finished=("validate", "sfm"), ticket=2)
+
+
+def check_job_queues_for_the_train_slot(result: Any, seen: dict[str, Any]) -> None:
+    assert result == {"queued": "train", "ticket": 2, "position": 1}
+    job = seen["jobs"][JOB]
+    assert job["status"] == "QUEUED" and job["queue"] == {**job["queue"], "stage": "train", "ticket": 2, "position": 1}
+    waiting = seen["slots"]["train/waiting#000000000002"]
+    assert waiting["token"] == EVENT_TOKEN and waiting["execution"] == execution_arn(JOB)  # the event's, parked
+    assert seen["slots"]["train/count"]["held"] == 1 and "train/holder#job-0001" not in seen["slots"]
+    assert seen["status_events"] == ["QUEUED"]
+
+
+def seed_train_slot_held_and_a_job_waiting() -> None:
+    """job-0001 holds the train slot; job-0002 waits for it, parked on a real task token (of the stage-wait
+    machine's execution, which stands in for job-0002's pipeline execution)."""
+    job_record(JOB, finished=("validate", "sfm", "train"), ticket=1)
+    slot_waiter(JOB, "train", 1, "token-of-job-0001", held=True)
+    job_record("job-0002", finished=("validate", "sfm"), ticket=2)
+    slot_waiter("job-0002", "train", 2, waiting_task_token("job-0002"), execution=execution_arn("job-0002", WAITER))
+
+
+def check_release_grants_the_slot_to_the_next_in_line(result: Any, seen: dict[str, Any]) -> None:
+    assert result == {"released": ["train"], "left_queue": [], "granted": {"train": [2]}}
+    assert seen["slots"]["train/count"]["held"] == 1 and "train/holder#job-0001" not in seen["slots"]
+    holder = seen["slots"]["train/holder#job-0002"]
+    assert holder["resumed"] is True and holder["ticket"] == 2
+    assert not [key for key in seen["slots"] if "waiting#" in key]
+    execution = seen["executions"][f"{WAITER}:job-0002"]  # the waiting execution, resumed by the grant
+    assert execution["status"] == "SUCCEEDED" and execution["output"]["stage"] == "train"
+
+
+def seed_slot_of_an_ended_execution() -> None:
+    """job-0001's execution holds the train slot but no longer exists (never released: stopped by hand, and its
+    history gone); job-0003's queue entry is as stale; job-0002 waits behind them, its execution parked."""
+    job_record(JOB, finished=("validate", "sfm"), running="train", ticket=1)
+    slot_waiter(JOB, "train", 1, "token-of-job-0001", held=True)
+    slot_waiter("job-0003", "train", 2, "token-of-job-0003")
+    job_record("job-0002", finished=("validate", "sfm"), ticket=3)
+    slot_waiter("job-0002", "train", 3, waiting_task_token("job-0002"), execution=execution_arn("job-0002", WAITER))
+
+
+def check_sweep_reclaims_the_slot_and_grants_it(result: Any, seen: dict[str, Any]) -> None:
+    assert result == {
+        "reclaimed": [{"stage": "train", "job_id": JOB}],
+        "dropped": [{"stage": "train", "job_id": "job-0003"}],
+        "resent": [],
+        "granted": {"sfm": [], "train": [3], "compress": []},
+    }
+    assert seen["slots"]["train/count"]["held"] == 1 and seen["slots"]["train/holder#job-0002"]["resumed"] is True
+    assert not [key for key in seen["slots"] if "waiting#" in key or key == f"train/holder#{JOB}"]
+    assert seen["executions"][f"{WAITER}:job-0002"]["status"] == "SUCCEEDED"
 
 
 # ---------------------------------------------------------------- record_outcome
@@ -320,6 +385,26 @@ SCENARIOS = {
             "CompleteStageFunction",
             seed_training_job_waiting,
             check_training_completion_resumes_with_the_model,
+            executes=True,
+        ),
+        Scenario(
+            "wait_for_slot_input.json",
+            "WaitForSlotFunction",
+            seed_train_slot_taken,
+            check_job_queues_for_the_train_slot,
+        ),
+        Scenario(
+            "release_slot_input.json",
+            "ReleaseSlotFunction",
+            seed_train_slot_held_and_a_job_waiting,
+            check_release_grants_the_slot_to_the_next_in_line,
+            executes=True,
+        ),
+        Scenario(
+            "sweep_slots_scheduled.json",
+            "SweepSlotsFunction",
+            seed_slot_of_an_ended_execution,
+            check_sweep_reclaims_the_slot_and_grants_it,
             executes=True,
         ),
         Scenario(

@@ -3,8 +3,8 @@ that event is about, with what the in-process tests expect the function to answe
 
 The same code seeds moto inside the test process (``mock_aws``) and moto's server that the ``sam local invoke``
 containers talk to: boto3, and the project's own data access in ``spaceport.cloud``, follow ``AWS_ENDPOINT_URL``.
-``observe()`` reads back what a function changed (job records, objects, executions, SageMaker jobs, status events
-and notifications), through queues subscribed the way the stack's consumers subscribe.
+``observe()`` reads back what a function changed (job records, slots, objects, executions, SageMaker jobs, status
+events and notifications), through queues subscribed the way the stack's consumers subscribe.
 """
 
 from __future__ import annotations
@@ -17,7 +17,17 @@ from typing import Any
 
 import boto3
 
-from ..cloud.harness import ACCOUNT, BUCKET, REGION, REPOSITORIES, TABLE, fill_definition, load_template, substitutions
+from ..cloud.harness import (
+    ACCOUNT,
+    BUCKET,
+    REGION,
+    REPOSITORIES,
+    SLOTS_TABLE,
+    TABLE,
+    fill_definition,
+    load_template,
+    substitutions,
+)
 
 ENV_FILE = Path(__file__).with_name("env.json")
 # The functions' environment: the values of tests/cloud (conftest.cloud_env), as `sam local invoke --env-vars`
@@ -60,7 +70,7 @@ def reset_server(endpoint: str, executes: bool) -> None:
 
 
 def create_stack() -> None:
-    """The template's table, the data bucket, the topic, the image repositories with an image each, the pipeline
+    """The template's tables, the data bucket, the topic, the image repositories with an image each, the pipeline
     state machine, and the queues that observe status events (EventBridge rule) and notifications (SNS)."""
     template = load_template()
     table = template["Resources"]["JobsTable"]["Properties"]
@@ -70,6 +80,13 @@ def create_stack() -> None:
         AttributeDefinitions=table["AttributeDefinitions"],
         KeySchema=table["KeySchema"],
         GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
+    )
+    slots = template["Resources"]["SlotsTable"]["Properties"]
+    client("dynamodb").create_table(
+        TableName=SLOTS_TABLE,
+        BillingMode=slots["BillingMode"],
+        AttributeDefinitions=slots["AttributeDefinitions"],
+        KeySchema=slots["KeySchema"],
     )
     client("s3").create_bucket(Bucket=BUCKET)
     ecr = client("ecr")
@@ -131,15 +148,21 @@ def outputs(job_id: str, stage: str) -> dict[str, str]:
 
 
 def job_record(
-    job_id: str, finished: tuple[str, ...] = (), running: str | None = None, execution: bool = False
+    job_id: str,
+    finished: tuple[str, ...] = (),
+    running: str | None = None,
+    execution: bool = False,
+    ticket: int | None = None,
 ) -> None:
     """A job claimed by its zip upload, through the table's own methods: stages ``finished``, ``running`` begun,
-    and with ``execution`` a pipeline execution really started (one that moto leaves RUNNING)."""
+    with ``execution`` a pipeline execution really started (one that moto leaves RUNNING), with ``ticket`` its
+    place in upload order."""
     from spaceport.cloud.jobs import JobsTable
     from spaceport.cloud.models import Stage
 
     table = JobsTable(TABLE)
-    table.claim_for_start(job_id, {"preset": "default"}, {"kind": "zip", "key": f"uploads/{job_id}/photos.zip"})
+    upload = {"kind": "zip", "key": f"uploads/{job_id}/photos.zip"}
+    table.claim_for_start(job_id, {"preset": "default"}, upload, ticket)
     arn = execution_arn(job_id)
     if execution:
         client("stepfunctions").start_execution(
@@ -153,8 +176,9 @@ def job_record(
         table.begin_stage(job_id, Stage(running))
 
 
-def waiting_task_token() -> str:
-    """Start an execution that waits at a task token, as the pipeline waits for a SageMaker stage; its token."""
+def waiting_task_token(name: str = JOB) -> str:
+    """Start an execution (called ``name``) that waits at a task token, as the pipeline waits for a SageMaker stage
+    or for a slot; its token."""
     sqs, sfn = client("sqs"), client("stepfunctions")
     queue = sqs.create_queue(QueueName=TOKEN_QUEUE)["QueueUrl"]
     definition = {
@@ -171,7 +195,7 @@ def waiting_task_token() -> str:
     machine = sfn.create_state_machine(
         name=WAITER, definition=json.dumps(definition), roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn"
     )["stateMachineArn"]
-    sfn.start_execution(stateMachineArn=machine, name=JOB, input="{}")
+    sfn.start_execution(stateMachineArn=machine, name=name, input="{}")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         messages = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", [])
@@ -194,6 +218,23 @@ def sagemaker_job_waiting(stage: str, name: str) -> None:
     else:
         client("sagemaker").create_training_job(**train_request(settings, name, JOB, image, {"preset": "default"}))
     JobsTable(TABLE).attach_sagemaker_job(JOB, Stage(stage), name, waiting_task_token())
+
+
+def slot_waiter(
+    job_id: str, stage: str, ticket: int, token: str, held: bool = False, execution: str | None = None
+) -> None:
+    """``job_id``'s execution (by default its pipeline execution) in ``stage``'s queue with ``token`` (as "Wait for
+    a <stage> slot" parks it), or with ``held`` already granted its slot (a grant whose token was sent)."""
+    from spaceport.cloud.models import Stage
+    from spaceport.cloud.slot_table import SlotTable, Waiter
+
+    slots = SlotTable(SLOTS_TABLE, TABLE)
+    execution = execution or execution_arn(job_id)
+    waiter = Waiter(Stage(stage), ticket, job_id, execution, token, "2026-12-03T10:00:00.000+00:00")
+    slots.enqueue(waiter)
+    if held:
+        assert slots.grant(waiter, limit=100).value == "granted"
+        slots.mark_resumed(Stage(stage), waiter.execution)
 
 
 def put(key: str, body: bytes) -> None:
@@ -227,10 +268,12 @@ def observe() -> dict[str, Any]:
             output = json.loads(described["output"]) if described.get("output") else None
             executions[f"{machine['name']}:{execution['name']}"] = {"status": described["status"], "output": output}
     items = boto3.resource("dynamodb", region_name=REGION).Table(TABLE).scan(ConsistentRead=True)["Items"]
+    slots = boto3.resource("dynamodb", region_name=REGION).Table(SLOTS_TABLE).scan(ConsistentRead=True)["Items"]
     processing = sagemaker.list_processing_jobs()["ProcessingJobSummaries"]
     training = sagemaker.list_training_jobs()["TrainingJobSummaries"]
     return {
         "jobs": {item["job_id"]: from_dynamo(item) for item in items},
+        "slots": {f"{item['pool']}/{item['entry']}": from_dynamo(item) for item in slots},
         "objects": sorted(item["Key"] for item in client("s3").list_objects_v2(Bucket=BUCKET).get("Contents", [])),
         "executions": executions,
         "processing_jobs": sorted(job["ProcessingJobName"] for job in processing),

@@ -8,6 +8,7 @@ import json
 import math
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -30,6 +31,7 @@ from spaceport.cloud.models import (
 )
 from spaceport.cloud.pipeline import stop_sagemaker_jobs
 from spaceport.cloud.settings import ExecutionSettings, execution_settings
+from spaceport.cloud.slots import forget_job, queue_view, store
 from spaceport.cloud.trigger import start_execution
 
 logger = Logger(child=True)
@@ -163,6 +165,15 @@ def job_view(settings: ExecutionSettings, job: dict[str, Any], with_links: bool)
         "created_at": job.get("created_at"),
         "updated_at": job.get("updated_at"),
     }
+    queue = queue_view(settings, job)
+    if queue:
+        view["queue"] = queue
+        place = f"position {queue['position']} of {queue['waiting']}" if queue["position"] else "granted, starting"
+        view["waiting"] = f"for a {queue['stage']} slot ({queue['slots']} at once): {place}"
+    refused = stages.get(job.get("current_stage") or "", {}).get("quota_refused_since")
+    if job["status"] == JobStatus.RUNNING and refused:
+        since = datetime.fromtimestamp(refused, UTC).isoformat(timespec="seconds")
+        view["waiting"] = f"for SageMaker's quota (ResourceLimitExceeded), retrying since {since}"
     if with_links and job["status"] == JobStatus.SUCCEEDED:
         view["downloads"] = _download_links(settings, job)
         view["expires_in"] = settings.url_expiry_s
@@ -258,7 +269,8 @@ def sign_upload_parts(job_id: str) -> Response:
 
 def cancel(settings: ExecutionSettings, job: dict[str, Any]) -> dict[str, Any]:
     """Record CANCELLED first (so no later task revives the job), then abort a pending multipart upload, stop the
-    execution and every SageMaker job recorded for the job."""
+    execution and every SageMaker job recorded for the job, and give back the slots its execution holds and its
+    place in a queue (nothing it does not hold), granting them to the next in line."""
     record, changed = _table(settings).finish(job["job_id"], JobStatus.CANCELLED, reason="cancelled by request")
     if not changed:
         raise JobConflictError(f"job {job['job_id']} already ended {record['status']}")
@@ -273,6 +285,7 @@ def cancel(settings: ExecutionSettings, job: dict[str, Any]) -> dict[str, Any]:
             logger.info("execution not stopped", extra={"error": str(error)})
     if job.get("current_stage") in SAGEMAKER_STAGES:
         stop_sagemaker_jobs(job)
+    forget_job(settings, job)
     notify.status_change(settings, record)
     return record
 
@@ -307,7 +320,8 @@ def retry(settings: ExecutionSettings, job: dict[str, Any], from_stage: Stage | 
     if needed and needed not in job.get("outputs", {}):
         raise JobConflictError(f"cannot retry from {stage}: no {needed} output from an earlier stage")
     table = _table(settings)
-    table.requeue(job["job_id"], stage)
+    # A retry queues behind the uploads already waiting: it takes a new ticket.
+    table.requeue(job["job_id"], stage, store(settings).next_ticket())
     number = int(job.get("executions", 1)) + 1
     arn = start_execution(settings, job["job_id"], f"{job['job_id']}-retry-{number}", stage)
     table.set_execution(job["job_id"], arn, number)

@@ -10,6 +10,8 @@ from botocore.config import Config
 
 # Standard retry mode backs off on throttling inside one invocation; the state machine retries beyond that.
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 4})
+# send_task_* answers for a token whose execution already ended (cancelled, timed out): nothing to resume.
+STALE_TOKEN_CODES = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist", "ExecutionDoesNotExist"})
 
 
 @cache

@@ -5,7 +5,10 @@ Item layout (``job_id`` is the key): ``status``, ``current_stage``, ``options``,
 ``status``, ``started_at``, ``ended_at``, ``sagemaker_job``, ``sagemaker_jobs`` (every attempt's job, in order),
 ``attempts``, ``figures``, ``reason``), ``outputs``, ``failed_stage``, ``failure_reason``, ``created_at``,
 ``updated_at``. The running SageMaker job's name and task token sit at the top level (``sagemaker_job``,
-``wait_token``) so the ``by-sagemaker-job`` index finds the job from a SageMaker state change event.
+``wait_token``) so the ``by-sagemaker-job`` index finds the job from a SageMaker state change event. ``ticket`` is the
+job's place in upload order (the slots table hands it out; queues serve the lowest first); ``queue`` (``stage``,
+``ticket``, ``since``, ``position`` when it joined) is there while the job is QUEUED for a stage's slot; a stage's
+``quota_refused_since`` is when SageMaker first answered ResourceLimitExceeded to it (epoch seconds).
 
 The token is removed only after Step Functions accepted it (``release_token``), and only while it is still the
 one stored for that SageMaker job: a send that failed leaves it for the redelivered event, and a late event of an
@@ -105,13 +108,17 @@ class JobsTable:
         self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
         return from_dynamo(item)
 
-    def claim_for_start(self, job_id: str, options: dict[str, Any], upload: dict[str, Any]) -> bool:
-        """Move a job to QUEUED exactly once. Returns False when another event already claimed it.
+    def claim_for_start(
+        self, job_id: str, options: dict[str, Any], upload: dict[str, Any], ticket: int | None = None
+    ) -> bool:
+        """Move a job to QUEUED exactly once, with its ``ticket`` (its place in upload order) if given. Returns
+        False when another event already claimed it.
 
         The condition makes duplicate or concurrent upload events harmless: only one caller sees True.
         Options announced through the API win over those in a later job.json only where job.json is silent.
         """
         stamp = now()
+        extra = {":ticket": ticket} if ticket is not None else {}
         try:
             self._table.update_item(
                 Key={"job_id": job_id},
@@ -120,6 +127,7 @@ class JobsTable:
                     "updated_at = :now, upload = :upload, options = :options, "
                     "stages = if_not_exists(stages, :stages), outputs = if_not_exists(outputs, :empty), "
                     "executions = if_not_exists(executions, :zero)"
+                    + (", ticket = if_not_exists(ticket, :ticket)" if extra else "")
                 ),
                 ConditionExpression="attribute_not_exists(job_id) OR #status = :awaiting",
                 ExpressionAttributeNames={"#status": "status"},
@@ -133,6 +141,7 @@ class JobsTable:
                     ":stages": {stage.value: {"status": "PENDING", "attempts": 0} for stage in STAGE_ORDER},
                     ":empty": {},
                     ":zero": 0,
+                    **extra,
                 },
             )
         except ClientError as error:
@@ -140,6 +149,16 @@ class JobsTable:
                 return False
             raise
         return True
+
+    def assign_ticket(self, job_id: str, ticket: int) -> int:
+        """The job's ticket: ``ticket`` unless it has one already (a job claimed before tickets existed)."""
+        response = self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET ticket = if_not_exists(ticket, :ticket)",
+            ExpressionAttributeValues={":ticket": ticket},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["ticket"])
 
     def set_execution(self, job_id: str, execution_arn: str, number: int) -> None:
         """Record the job's current execution and how many it has had (retry names count on it)."""
@@ -149,20 +168,26 @@ class JobsTable:
             ExpressionAttributeValues={":arn": execution_arn, ":number": number, ":now": now()},
         )
 
-    def requeue(self, job_id: str, from_stage: Stage) -> dict[str, Any]:
-        """Move a FAILED or CANCELLED job back to QUEUED for a retry; the stages from ``from_stage`` reset."""
-        names = {"#status": "status", "#stages": "stages"}
+    def requeue(self, job_id: str, from_stage: Stage, ticket: int | None = None) -> dict[str, Any]:
+        """Move a FAILED or CANCELLED job back to QUEUED for a retry, with a new ``ticket`` if given (a retry
+        queues behind the uploads already waiting); the stages from ``from_stage`` reset."""
+        names = {"#status": "status", "#stages": "stages", "#queue": "queue"}
         sets = ["#status = :queued", "updated_at = :now"]
+        removes = ["failed_stage", "failure_reason", "wait_token", "#queue"]
         values: dict[str, Any] = {":queued": JobStatus.QUEUED.value, ":now": now(), ":failed": "FAILED"}
         values[":cancelled"] = JobStatus.CANCELLED.value
+        if ticket is not None:
+            sets.append("ticket = :ticket")
+            values[":ticket"] = ticket
         for index, stage in enumerate(STAGE_ORDER[STAGE_ORDER.index(from_stage) :]):
             names[f"#s{index}"] = stage.value
             sets.append(f"#stages.#s{index}.#status = :pending")
+            removes.append(f"#stages.#s{index}.quota_refused_since")
         values[":pending"] = "PENDING"
         try:
             response = self._table.update_item(
                 Key={"job_id": job_id},
-                UpdateExpression="SET " + ", ".join(sets) + " REMOVE failed_stage, failure_reason, wait_token",
+                UpdateExpression="SET " + ", ".join(sets) + " REMOVE " + ", ".join(removes),
                 ConditionExpression="#status IN (:failed, :cancelled)",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
@@ -175,7 +200,8 @@ class JobsTable:
         return from_dynamo(response["Attributes"])
 
     def begin_stage(self, job_id: str, stage: Stage) -> int:
-        """Mark ``stage`` running (the job RUNNING) and count the attempt; returns the attempt number.
+        """Mark ``stage`` running (the job RUNNING, out of any queue) and count the attempt; returns the attempt
+        number.
 
         Refuses a job that already ended (a cancel raced the state machine), so no path revives it.
         """
@@ -185,10 +211,15 @@ class JobsTable:
                 UpdateExpression=(
                     "SET #status = :running, current_stage = :stage, updated_at = :now, "
                     "#stages.#stage.#status = :running, #stages.#stage.started_at = :now "
-                    "ADD #stages.#stage.attempts :one"
+                    "ADD #stages.#stage.attempts :one REMOVE #queue"
                 ),
                 ConditionExpression="#status IN (:queued, :running)",
-                ExpressionAttributeNames={"#status": "status", "#stages": "stages", "#stage": stage.value},
+                ExpressionAttributeNames={
+                    "#status": "status",
+                    "#stages": "stages",
+                    "#stage": stage.value,
+                    "#queue": "queue",
+                },
                 ExpressionAttributeValues={
                     ":running": JobStatus.RUNNING.value,
                     ":queued": JobStatus.QUEUED.value,
@@ -222,6 +253,44 @@ class JobsTable:
                 ":token": token,
                 ":now": now(),
             },
+        )
+
+    def forget_refused_attempt(self, job_id: str, stage: Stage, sagemaker_job: str, index: int) -> None:
+        """Take a job SageMaker refused to create (a ClientError answered the Create call) off the stage's list of
+        attempts, at ``index``, where ``attach_sagemaker_job`` appended it: only jobs that may exist are stopped,
+        and hours of quota retries do not make every later attempt stop hundreds of names."""
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression=f"REMOVE #stages.#stage.sagemaker_jobs[{index}]",
+                ConditionExpression=f"#stages.#stage.sagemaker_jobs[{index}] = :name",
+                ExpressionAttributeNames={"#stages": "stages", "#stage": stage.value},
+                ExpressionAttributeValues={":name": sagemaker_job},
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise
+
+    def note_quota_refusal(self, job_id: str, stage: Stage, at: float) -> float:
+        """Remember when SageMaker first refused the stage for quota (epoch seconds); returns that first time."""
+        response = self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression=(
+                "SET #stages.#stage.quota_refused_since = if_not_exists(#stages.#stage.quota_refused_since, :at), "
+                "updated_at = :now"
+            ),
+            ExpressionAttributeNames={"#stages": "stages", "#stage": stage.value},
+            ExpressionAttributeValues={":at": to_dynamo(float(at)), ":now": now()},
+            ReturnValues="ALL_NEW",
+        )
+        return float(response["Attributes"]["stages"][stage.value]["quota_refused_since"])
+
+    def clear_quota_refusal(self, job_id: str, stage: Stage) -> None:
+        """SageMaker accepted the stage's job: the quota wait is over."""
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="REMOVE #stages.#stage.quota_refused_since",
+            ExpressionAttributeNames={"#stages": "stages", "#stage": stage.value},
         )
 
     def note_stage_failure(self, job_id: str, stage: Stage, sagemaker_job: str, reason: str) -> bool:
@@ -330,7 +399,7 @@ class JobsTable:
         reason: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Write the job's final status once; returns (record, changed). A terminal status is never overwritten."""
-        names = {"#status": "status"}
+        names = {"#status": "status", "#queue": "queue"}
         values: dict[str, Any] = {":status": status.value, ":now": now()}
         sets = ["#status = :status", "updated_at = :now", "finished_at = :now"]
         if failed_stage:
@@ -350,7 +419,7 @@ class JobsTable:
         try:
             response = self._table.update_item(
                 Key={"job_id": job_id},
-                UpdateExpression="SET " + ", ".join(sets) + " REMOVE wait_token",
+                UpdateExpression="SET " + ", ".join(sets) + " REMOVE wait_token, #queue",
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,

@@ -109,11 +109,38 @@ class ValidateInput(BaseModel):
 
 
 class StartStageInput(BaseModel):
-    """Payload of a SageMaker stage's waitForTaskToken task."""
+    """Payload of a SageMaker stage's waitForTaskToken task; ``execution`` ($$.Execution.Id) names the slot it
+    holds."""
 
     job_id: str
     stage: Stage
     token: str = Field(min_length=1)
+    execution: str | None = None
+
+
+class SlotRequest(BaseModel):
+    """Payload of a "Wait for a <stage> slot" task: the execution queues for one of the stage's slots."""
+
+    job_id: str
+    stage: Stage
+    execution: str = Field(min_length=1, description="$$.Execution.Id: the slot is held by this execution")
+    token: str = Field(min_length=1)
+
+    @field_validator("stage")
+    @classmethod
+    def _sagemaker_stage(cls, stage: Stage) -> Stage:
+        if stage not in SAGEMAKER_STAGES:
+            raise ValueError(f"{stage} has no slots (only the SageMaker stages do)")
+        return stage
+
+
+class ReleaseSlotInput(BaseModel):
+    """Payload of "Release the <stage> slot" (one stage) and of "Release the job's slots" (no stage: every slot the
+    execution holds, and its place in any queue)."""
+
+    job_id: str
+    execution: str = Field(min_length=1)
+    stage: Stage | None = None
 
 
 class StageError(BaseModel):

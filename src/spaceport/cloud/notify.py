@@ -21,6 +21,7 @@ def status_change(settings: CommonSettings, job: dict[str, Any]) -> None:
         "current_stage": job.get("current_stage"),
         "failed_stage": job.get("failed_stage"),
         "failure_reason": job.get("failure_reason"),
+        "queue": job.get("queue"),
         "updated_at": job.get("updated_at"),
     }
     aws.client("events").put_events(

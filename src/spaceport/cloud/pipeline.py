@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from spaceport.cloud import aws, notify
+from spaceport.cloud import aws, notify, slots
+from spaceport.cloud.aws import STALE_TOKEN_CODES
 from spaceport.cloud.images import resolve_image
 from spaceport.cloud.jobs import JobsTable
 from spaceport.cloud.models import (
@@ -34,7 +36,10 @@ from spaceport.cloud.settings import CommonSettings, StageSettings
 logger = Logger(child=True)
 
 THROTTLING_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException"})
-CAPACITY_CODES = frozenset({"ResourceLimitExceeded", "CapacityError", "InsufficientCapacityError"})
+# The account's quota for the instance type is in use (another stack's jobs, or a quota lowered below the stage's
+# MaxConcurrent*Jobs): retried for up to QuotaWaitSeconds, hours rather than minutes.
+QUOTA_CODES = frozenset({"ResourceLimitExceeded"})
+CAPACITY_CODES = frozenset({"CapacityError", "InsufficientCapacityError"})
 # SageMaker's own FailureReason when it could not get instances starts with the error's name ("CapacityError:
 # Unable to provision requested ML compute capacity...", the marker AWS Batch documents for SageMaker training
 # jobs). Only those are worth another attempt: a container's failure arrives as "AlgorithmError: <its reason>",
@@ -48,8 +53,6 @@ OUT_OF_MEMORY_ADVICE = {
     "or a larger GPU instance (TrainInstanceType)",
     Stage.COMPRESS: "use a larger instance (CompressInstanceType)",
 }
-# send_task_* answers for a token whose execution already ended (cancelled, timed out): nothing to resume.
-STALE_TOKEN_CODES = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist", "ExecutionDoesNotExist"})
 
 
 class SageMakerThrottledError(Exception):
@@ -57,11 +60,54 @@ class SageMakerThrottledError(Exception):
 
 
 class SageMakerCapacityUnavailableError(Exception):
-    """No capacity or quota for the instance type; the state machine retries with backoff."""
+    """No capacity for the instance type; the state machine retries with backoff."""
+
+
+class SageMakerQuotaExceededError(Exception):
+    """ResourceLimitExceeded: the quota is in use; the state machine retries (every 15 minutes at most) while the
+    stage has waited less than QuotaWaitSeconds."""
+
+
+class SageMakerQuotaWaitExpiredError(Exception):
+    """ResourceLimitExceeded for longer than QuotaWaitSeconds: the job fails, naming the quota to raise."""
 
 
 class MissingStageOutputError(Exception):
     """A stage's input (an earlier stage's output) is not recorded: a retry from too late a stage."""
+
+
+def clock() -> float:
+    """Now, in epoch seconds (the tests run it on the state machine's simulated backoff time)."""
+    return time.time()
+
+
+def quota_name(settings: StageSettings, stage: Stage) -> str:
+    """The Service Quotas name (Amazon SageMaker) that limits how many of the stage's jobs may run at once."""
+    if stage is Stage.TRAIN:
+        usage = "spot training job usage" if settings.spot_training else "training job usage"
+        return f"{settings.train_instance_type} for {usage}"
+    instance = settings.sfm_instance_type if stage is Stage.SFM else settings.compress_instance_type
+    return f"{instance} for processing job usage"
+
+
+def _quota_refusal(settings: StageSettings, task: StartStageInput, error: ClientError) -> Exception:
+    """The error a ResourceLimitExceeded becomes: retried while the stage has waited less than QuotaWaitSeconds
+    since SageMaker first refused it, then fatal with a reason that names the quota."""
+    at = clock()
+    since = JobsTable(settings.jobs_table).note_quota_refusal(task.job_id, task.stage, at)
+    waited, quota = at - since, quota_name(settings, task.stage)
+    message = error.response["Error"].get("Message", "")
+    if waited < settings.quota_wait_s:
+        return SageMakerQuotaExceededError(
+            f'{task.stage}: ResourceLimitExceeded ({message}); waiting for the quota "{quota}" '
+            f"({waited:.0f} of {settings.quota_wait_s} s, QuotaWaitSeconds)"
+        )
+    return SageMakerQuotaWaitExpiredError(
+        f"{task.stage}: SageMaker refused the job for {waited / 3600:.1f} h with ResourceLimitExceeded "
+        f'(QuotaWaitSeconds is {settings.quota_wait_s} s): raise the quota "{quota}" in Service Quotas '
+        f"(Amazon SageMaker), or end the other jobs that use it, or lower MaxConcurrent{task.stage.value.title()}Jobs "
+        f"to what the quota allows. SageMaker said: {message}"
+    )
 
 
 def _bucket_key(uri: str) -> tuple[str, str]:
@@ -103,16 +149,27 @@ def start_stage(settings: StageSettings, task: StartStageInput) -> dict[str, Any
     stop_sagemaker_jobs(job, only=task.stage)
     name = sagemaker_job_name(task.job_id, task.stage, attempt)
     operation, request = _build_request(settings, task.stage, name, job)
+    record = job.get("stages", {}).get(task.stage.value, {})
     table.attach_sagemaker_job(task.job_id, task.stage, name, task.token)
     try:
         getattr(aws.client("sagemaker"), operation)(**request)
     except ClientError as error:
+        # An answer, so no job was created: keep the list of attempts to jobs that may exist.
+        table.forget_refused_attempt(task.job_id, task.stage, name, len(record.get("sagemaker_jobs") or []))
         code = error.response["Error"]["Code"]
         if code in THROTTLING_CODES:
             raise SageMakerThrottledError(f"{task.stage}: {error}") from error
+        if code in QUOTA_CODES:
+            if task.execution:  # the stage's other jobs wait until this one, first in line, has its instance
+                slots.note_quota_wait(settings, task.stage, task.execution, waiting=True)
+            raise _quota_refusal(settings, task, error) from error
         if code in CAPACITY_CODES:
             raise SageMakerCapacityUnavailableError(f"{task.stage}: {error}") from error
         raise
+    if "quota_refused_since" in record:
+        table.clear_quota_refusal(task.job_id, task.stage)
+        if task.execution:
+            slots.note_quota_wait(settings, task.stage, task.execution, waiting=False)
     logger.info(
         "started SageMaker job", extra={"job_id": task.job_id, "stage": task.stage.value, "sagemaker_job": name}
     )
@@ -238,12 +295,14 @@ def _send(token: str, success: dict | None = None, failure: tuple[str, str] | No
     return {"resumed": "success" if failure is None else failure[0]}
 
 
-def failure_reason(stage: str | None, error: dict[str, Any] | None) -> str:
+def failure_reason(stage: str | None, error: dict[str, Any] | None, queued: bool = False) -> str:
     """One readable line from a Catch's Error / Cause: a Lambda's errorMessage, SageMaker's reason or the
-    timeout, always naming the stage."""
+    timeout (of a stage, or with ``queued`` of the wait for its slot), always naming the stage."""
     if not error:
         return f"{stage or 'pipeline'}: unknown error"
     name, cause = error.get("Error", "States.Unknown"), error.get("Cause") or ""
+    if name == "States.Timeout" and queued:
+        return f"{stage}: waited longer than MaxQueueWaitSeconds for a {stage} slot (too many jobs queued)"
     if name == "States.Timeout":
         return f"{stage}: no completion within the stage's time limit (job ran too long or its event was lost)"
     try:
@@ -291,12 +350,15 @@ def record_outcome(settings: CommonSettings, task: RecordOutcomeInput) -> dict[s
     if task.outcome is JobStatus.SUCCEEDED:
         record, changed = table.finish(task.job_id, JobStatus.SUCCEEDED)
     else:
-        stage = task.stage.value if task.stage else job.get("current_stage") or Stage.VALIDATE.value
+        # A job still QUEUED with a queue entry failed while it waited for that stage's slot (its wait timed out).
+        queued = job.get("queue") if job.get("status") == JobStatus.QUEUED else None
+        stage = task.stage.value if task.stage else (queued or {}).get("stage") or job.get("current_stage")
+        stage = stage or Stage.VALIDATE.value
         error = task.error.model_dump() if task.error else None
         if error and not error.get("Cause"):
             # The stage's own reason, as complete_stage recorded it from SageMaker's description.
             error["Cause"] = job.get("stages", {}).get(stage, {}).get("reason")
-        reason = failure_reason(stage, error)
+        reason = failure_reason(stage, error, queued=bool(queued))
         # Whatever the error: a timed-out stage's job may still run, and so may a job whose starter failed after
         # creating it. Every attempt's job is recorded before it is created, so none is forgotten.
         stop_sagemaker_jobs(job)

@@ -22,6 +22,19 @@ class CommonSettings(BaseModel):
     event_bus: str = Field(alias="EVENT_BUS_NAME")
 
 
+class SlotSettings(CommonSettings):
+    """The slots table and how many SageMaker jobs of each stage may run at once (MaxConcurrent*Jobs)."""
+
+    slots_table: str = Field(alias="SLOTS_TABLE_NAME")
+    max_sfm_jobs: int = Field(alias="MAX_CONCURRENT_SFM_JOBS", ge=1)
+    max_train_jobs: int = Field(alias="MAX_CONCURRENT_TRAIN_JOBS", ge=1)
+    max_compress_jobs: int = Field(alias="MAX_CONCURRENT_COMPRESS_JOBS", ge=1)
+
+    def slot_limit(self, stage: str) -> int:
+        """How many jobs of ``stage`` (sfm, train or compress) may hold a slot at once."""
+        return int(getattr(self, f"max_{stage}_jobs"))
+
+
 class ValidatorLimits(BaseModel):
     """The validator's limits, template parameters so an operator can change them without a release. The validate
     Lambda applies them, and the sfm job gets them (``SPACEPORT_*``) so its own check of the photos agrees."""
@@ -37,8 +50,9 @@ class ValidatorLimits(BaseModel):
         return {str(field.alias): str(getattr(self, name)) for name, field in ValidatorLimits.model_fields.items()}
 
 
-class StageSettings(CommonSettings, ValidatorLimits):
-    """Everything a SageMaker stage request needs. It comes from the template, never from an execution."""
+class StageSettings(SlotSettings, ValidatorLimits):
+    """Everything a SageMaker stage request needs (and its stage's slots). It comes from the template, never from an
+    execution."""
 
     role_arn: str = Field(alias="SAGEMAKER_ROLE_ARN")
     sfm_repository: str = Field(alias="SFM_REPOSITORY_URI")
@@ -64,14 +78,18 @@ class StageSettings(CommonSettings, ValidatorLimits):
     spot_capacity_wait_s: int = Field(alias="SPOT_CAPACITY_WAIT_SECONDS", ge=0)
     default_preset: str = Field(alias="DEFAULT_PRESET")
     device: str = Field(default="cuda", alias="TRAIN_DEVICE")
+    # How long a stage keeps retrying while SageMaker answers ResourceLimitExceeded (the account's quota is taken,
+    # by another stack or since it was lowered) before the job fails naming the quota to raise.
+    quota_wait_s: int = Field(alias="QUOTA_WAIT_SECONDS", ge=0)
 
 
 class ValidatorSettings(CommonSettings, ValidatorLimits):
     """The validate Lambda: the jobs table and bucket, and the validator's limits."""
 
 
-class ExecutionSettings(CommonSettings):
-    """Functions that start or stop executions: the trigger and the API."""
+class ExecutionSettings(SlotSettings):
+    """Functions that start or stop executions: the trigger (which hands out queue tickets) and the API (a cancel
+    gives back the job's slots)."""
 
     state_machine_arn: str = Field(alias="STATE_MACHINE_ARN")
     default_preset: str = Field(alias="DEFAULT_PRESET")
@@ -108,7 +126,12 @@ def execution_settings() -> ExecutionSettings:
     return _load(ExecutionSettings)
 
 
+@cache
+def slot_settings() -> SlotSettings:
+    return _load(SlotSettings)
+
+
 def clear_cache() -> None:
     """Forget parsed settings (tests change the environment between cases)."""
-    for loader in (common_settings, stage_settings, validator_settings, execution_settings):
+    for loader in (common_settings, stage_settings, validator_settings, execution_settings, slot_settings):
         loader.cache_clear()

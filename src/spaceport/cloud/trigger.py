@@ -22,6 +22,7 @@ from spaceport.cloud import aws, notify
 from spaceport.cloud.jobs import JobNotFoundError, JobsTable
 from spaceport.cloud.models import JOB_ID_PATTERN, ExecutionInput, JobOptions, JobStatus, Stage
 from spaceport.cloud.settings import ExecutionSettings
+from spaceport.cloud.slot_table import SlotTable
 
 logger = Logger(child=True)
 
@@ -84,7 +85,9 @@ def handle_object_created(settings: ExecutionSettings, bucket: str, key: str) ->
             options.update(_read_job_file(settings, key))
         except InvalidJobFileError as error:
             problem = str(error)
-    claimed = table.claim_for_start(job_id, options, upload)
+    # The ticket is the job's place in upload order: every stage's queue serves the lowest first.
+    ticket = SlotTable(settings.slots_table, settings.jobs_table).next_ticket()
+    claimed = table.claim_for_start(job_id, options, upload, ticket)
     if not claimed:
         current = table.get(job_id)
         # A claim that crashed before its execution started is finished here; anything else is a duplicate.

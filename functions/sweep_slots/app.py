@@ -1,0 +1,25 @@
+"""On a schedule: reclaim the slots of executions that ended without giving them back, and grant what is free."""
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from spaceport.cloud.settings import slot_settings
+from spaceport.cloud.slots import sweep
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_source(data_class=EventBridgeEvent)
+def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
+    logger.append_keys(scheduled_at=event.time)
+    result = sweep(slot_settings())
+    metrics.add_metric(name="SlotsReclaimed", unit=MetricUnit.Count, value=len(result["reclaimed"]))
+    metrics.add_metric(name="QueuePlacesDropped", unit=MetricUnit.Count, value=len(result["dropped"]))
+    return result

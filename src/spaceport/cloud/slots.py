@@ -1,0 +1,201 @@
+"""Bounded concurrency per SageMaker stage: a semaphore in DynamoDB, with a queue served in upload order.
+
+Before a stage starts its SageMaker job, the execution waits in a ``lambda:invoke.waitForTaskToken`` task: the
+function parks the task token in the stage's queue under the job's ticket (its place in upload order) and grants
+whatever slots are free, lowest ticket first. A grant is one conditional transaction (count below the stage's
+``MaxConcurrent*Jobs``, entry still waiting, job not ended); SendTaskSuccess on the entry's token then resumes that
+execution. Nothing polls: a waiting execution costs nothing until a slot frees.
+
+Slots come back on every way out of a stage: "Release the <stage> slot" after it succeeds, "Release the job's
+slots" on the failure path (every Catch, a stage's failure or timeout), the API's cancel, and, for an execution that
+ended without any of those (stopped by hand, the execution's own time limit), the sweeper, which the schedule runs
+every few minutes. Whoever frees a slot grants it to the next in line; the sweeper also grants what an earlier grant
+could not (a throttled call), so no slot and no waiter is lost for good.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from spaceport.cloud import aws, notify
+from spaceport.cloud.aws import STALE_TOKEN_CODES
+from spaceport.cloud.jobs import JobsTable, now
+from spaceport.cloud.models import SAGEMAKER_STAGES, TERMINAL_STATUSES, JobStatus, ReleaseSlotInput, SlotRequest, Stage
+from spaceport.cloud.settings import SlotSettings
+from spaceport.cloud.slot_table import Grant, SlotTable, Waiter
+
+logger = Logger(child=True)
+
+# A grant whose SendTaskSuccess did not go through is sent again by the sweeper once it is this old (seconds).
+RESEND_AFTER_S = 60
+
+
+class JobEndedError(Exception):
+    """The job ended (cancelled) before it asked for a slot: nothing to wait for."""
+
+
+def store(settings: SlotSettings) -> SlotTable:
+    return SlotTable(settings.slots_table, settings.jobs_table)
+
+
+def wait_for_slot(settings: SlotSettings, request: SlotRequest) -> dict[str, Any]:
+    """Queue the execution for a slot of ``request.stage`` and grant what is free. The task's token is returned
+    (SendTaskSuccess) by whichever call grants this execution its slot: this one, or a later release or sweep."""
+    slots, jobs = store(settings), JobsTable(settings.jobs_table)
+    job = jobs.get(request.job_id)
+    if JobStatus(job["status"]) in TERMINAL_STATUSES:
+        raise JobEndedError(f"job {request.job_id} is {job['status']}; it waits for no slot")
+    ticket = int(job.get("ticket") or jobs.assign_ticket(request.job_id, slots.next_ticket()))
+    waiter = Waiter(request.stage, ticket, request.job_id, request.execution, request.token, now())
+    if slots.holder(request.stage, request.execution):
+        # A retried wait (the first invoke failed after its grant): the slot is this execution's already.
+        _resume(settings, slots, waiter)
+        return {"granted": request.stage.value, "ticket": ticket, "already_held": True}
+    slots.enqueue(waiter)
+    if ticket in grant_free_slots(settings, request.stage):
+        return {"granted": request.stage.value, "ticket": ticket}
+    position = slots.position(request.stage, ticket)
+    if position is not None and slots.mark_queued(waiter, position):
+        notify.status_change(settings, jobs.get(request.job_id))
+    return {"queued": request.stage.value, "ticket": ticket, "position": position}
+
+
+def grant_free_slots(settings: SlotSettings, stage: Stage) -> list[int]:
+    """Grant the stage's free slots to the queue's head, lowest ticket first; returns the tickets resumed.
+
+    Nothing is granted while a holder of the stage waits for SageMaker's quota (ResourceLimitExceeded): a job granted
+    now would take the instance that frees before that holder's next retry, again and again. The holder's success
+    (or its end) resumes the grants. Best effort: a call that fails here leaves the queue as it was, for the next
+    release or the sweeper.
+    """
+    slots, limit, granted = store(settings), settings.slot_limit(stage), []
+    try:
+        if any(holder.get("quota_wait") for holder in slots.holders(stage)):
+            logger.info("grants paused: a holder waits for the quota", extra={"stage": stage.value})
+            return []
+        for waiter in slots.waiting(stage):
+            outcome = slots.grant(waiter, limit)
+            if outcome in (Grant.FULL, Grant.CONFLICT):
+                break
+            if outcome is Grant.JOB_ENDED:
+                slots.dequeue(stage, waiter.ticket, token=waiter.token)
+            if outcome in (Grant.GONE, Grant.JOB_ENDED):
+                continue
+            if outcome is Grant.ALREADY_HELD:
+                slots.dequeue(stage, waiter.ticket, token=waiter.token)
+            if _resume(settings, slots, waiter):
+                granted.append(waiter.ticket)
+    except ClientError as error:
+        logger.warning("slots not granted now; the sweeper will", extra={"stage": stage.value, "error": str(error)})
+    if granted:
+        logger.info("slots granted", extra={"stage": stage.value, "tickets": granted})
+    return granted
+
+
+def _resume(settings: SlotSettings, slots: SlotTable, waiter: Waiter) -> bool:
+    """Hand the granted slot to the waiting execution; False when that execution has ended (then the slot is
+    released again, for the next in line). A throttled send keeps the slot: the sweeper sends it again."""
+    output = {"stage": waiter.stage.value, "ticket": waiter.ticket, "granted_at": now()}
+    try:
+        aws.client("stepfunctions").send_task_success(taskToken=waiter.token, output=json.dumps(output))
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in STALE_TOKEN_CODES:
+            logger.warning("grant not delivered; the sweeper sends it again", extra={"error": str(error)})
+            return True
+        if _ended(waiter.execution, {}):
+            slots.release(waiter.stage, waiter.execution)
+            return False
+        # The token is stale but the execution runs on (its wait already ended): it holds the slot and its own
+        # release states give it back.
+    slots.mark_resumed(waiter.stage, waiter.execution)
+    return True
+
+
+def note_quota_wait(settings: SlotSettings, stage: Stage, execution: str, waiting: bool) -> None:
+    """The holder's stage was refused for quota (``waiting``), or has its SageMaker job now: grants pause while
+    any holder of the stage waits, and resume (granting what is free) when it no longer does."""
+    if store(settings).mark_quota_wait(stage, execution, waiting) and not waiting:
+        grant_free_slots(settings, stage)
+
+
+def release_slot(settings: SlotSettings, request: ReleaseSlotInput) -> dict[str, Any]:
+    """Give back the slot the execution holds at ``request.stage``, or with no stage every slot it holds and its
+    place in any queue (the failure path and a cancel); then grant the freed slots to the next in line."""
+    slots = store(settings)
+    stages = (request.stage,) if request.stage else SAGEMAKER_STAGES
+    released = [stage for stage in stages if slots.release(stage, request.execution)]
+    left: list[Stage] = []
+    if request.stage is None:
+        ticket = JobsTable(settings.jobs_table).get(request.job_id).get("ticket")
+        if ticket is not None:
+            left = [s for s in SAGEMAKER_STAGES if slots.dequeue(s, int(ticket), execution=request.execution)]
+    granted = {stage.value: grant_free_slots(settings, stage) for stage in released}
+    return {"released": [s.value for s in released], "left_queue": [s.value for s in left], "granted": granted}
+
+
+def forget_job(settings: SlotSettings, job: dict[str, Any]) -> dict[str, Any]:
+    """A cancelled job's slots and queue places, given back (only those its current execution holds)."""
+    if not job.get("execution_arn"):
+        return {"released": [], "left_queue": [], "granted": {}}
+    return release_slot(settings, ReleaseSlotInput(job_id=job["job_id"], execution=job["execution_arn"]))
+
+
+def sweep(settings: SlotSettings) -> dict[str, Any]:
+    """Reclaim the slots and queue places of executions that ended without giving them back, send again any grant
+    that did not reach its execution, and grant what is free."""
+    slots, ended = store(settings), {}
+    reclaimed, dropped, resent, granted = [], [], [], {}
+    for stage in SAGEMAKER_STAGES:
+        for holder in slots.holders(stage):
+            if _ended(holder["execution"], ended):
+                if slots.release(stage, holder["execution"]):
+                    reclaimed.append({"stage": stage.value, "job_id": holder["job_id"]})
+            elif not holder.get("resumed") and _age_s(holder["since"]) >= RESEND_AFTER_S:
+                _resume(settings, slots, Waiter.from_item({**holder, "pool": stage.value}))
+                resent.append({"stage": stage.value, "job_id": holder["job_id"]})
+        for waiter in list(slots.waiting(stage)):
+            if _ended(waiter.execution, ended) and slots.dequeue(stage, waiter.ticket, execution=waiter.execution):
+                dropped.append({"stage": stage.value, "job_id": waiter.job_id})
+        granted[stage.value] = grant_free_slots(settings, stage)
+    if reclaimed or dropped:
+        logger.warning("reclaimed slots of ended executions", extra={"reclaimed": reclaimed, "dropped": dropped})
+    return {"reclaimed": reclaimed, "dropped": dropped, "resent": resent, "granted": granted}
+
+
+def _ended(execution: str, seen: dict[str, bool]) -> bool:
+    """Whether the execution is no longer RUNNING (or does not exist), asked once per sweep."""
+    if execution not in seen:
+        try:
+            status = aws.client("stepfunctions").describe_execution(executionArn=execution)["status"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ExecutionDoesNotExist":
+                raise
+            status = "MISSING"
+        seen[execution] = status != "RUNNING"
+    return seen[execution]
+
+
+def _age_s(stamp: str) -> float:
+    return (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
+
+
+def queue_view(settings: SlotSettings, job: dict[str, Any]) -> dict[str, Any] | None:
+    """Where a QUEUED job stands in its stage's queue now: ``{"stage", "position", "waiting", "since"}``;
+    position None once it has been granted and is starting."""
+    queue = job.get("queue")
+    if job.get("status") != JobStatus.QUEUED or not queue:
+        return None
+    stage = Stage(queue["stage"])
+    slots = store(settings)
+    return {
+        "stage": stage.value,
+        "position": slots.position(stage, int(queue["ticket"])),
+        "waiting": slots.length(stage),
+        "slots": settings.slot_limit(stage),
+        "since": queue.get("since"),
+    }

@@ -1,0 +1,348 @@
+"""Bounded concurrency per stage: the real state machine under moto, bursts of uploads beyond the GPU quota.
+
+SageMaker is scripted (``FakeSageMaker.training_quota``) to refuse, with ResourceLimitExceeded, a training job while
+two run, as an account with a quota of two GPU instances does.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import boto3
+import pytest
+
+from . import harness
+from .conftest import photo_zip
+from .harness import BUCKET, REGION, SLOTS_TABLE
+from .test_api import call
+
+TRAIN_QUOTA_REASON = "ml.g5.xlarge for training job usage"
+
+
+def upload_all(world, job_ids: list[str]) -> list[str]:
+    """Every upload lands, then every upload event arrives, one right after the other; their execution ARNs."""
+    s3 = boto3.client("s3", region_name=REGION)
+    body = photo_zip()
+    for job_id in job_ids:
+        s3.put_object(Bucket=BUCKET, Key=f"uploads/{job_id}/photos.zip", Body=body)
+    started = [world.deliver_upload(f"uploads/{job_id}/photos.zip") for job_id in job_ids]
+    assert all(result["started"] for result in started)
+    return [result["execution_arn"] for result in started]
+
+
+def limits(monkeypatch, sfm: int, train: int, compress: int, **more: str) -> None:
+    from spaceport.cloud import settings
+
+    monkeypatch.setenv("MAX_CONCURRENT_SFM_JOBS", str(sfm))
+    monkeypatch.setenv("MAX_CONCURRENT_TRAIN_JOBS", str(train))
+    monkeypatch.setenv("MAX_CONCURRENT_COMPRESS_JOBS", str(compress))
+    for key, value in more.items():
+        monkeypatch.setenv(key, value)
+    settings.clear_cache()
+
+
+def slot_items() -> list[dict[str, Any]]:
+    from spaceport.cloud.jobs import from_dynamo
+
+    table = boto3.resource("dynamodb", region_name=REGION).Table(SLOTS_TABLE)
+    return [from_dynamo(item) for item in table.scan(ConsistentRead=True)["Items"]]
+
+
+def slots_in_use() -> dict[str, Any]:
+    """What the slots table holds besides the ticket counter: counts above zero, holders, waiting entries."""
+    found: dict[str, Any] = {}
+    for item in slot_items():
+        if item["pool"] == "tickets" or (item["entry"] == "count" and item["held"] == 0):
+            continue
+        found[f"{item['pool']}/{item['entry']}"] = item.get("held", item.get("job_id"))
+    return found
+
+
+def waiting(stage: str) -> list[dict[str, Any]]:
+    return sorted(
+        (item for item in slot_items() if item["pool"] == stage and item["entry"].startswith("waiting#")),
+        key=lambda item: item["ticket"],
+    )
+
+
+def wait_for(world, condition, what: str, timeout_s: float = 120) -> None:
+    """Deliver SageMaker's events (the stages run on) until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        world.deliver_sagemaker_events()
+        if condition():
+            return
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def spy_on_grants(monkeypatch) -> list[tuple[str, int, list[int]]]:
+    """Each grant as (stage, ticket, the tickets waiting at that moment); queue reads, grants and enqueues are
+    serialised by one lock, so "the moment" is exact."""
+    from spaceport.cloud.slot_table import Grant, SlotTable
+
+    lock, grants = threading.RLock(), []
+    grant, enqueue = SlotTable.grant, SlotTable.enqueue
+
+    def spied_grant(self, waiter, limit):
+        with lock:
+            tickets = [entry.ticket for entry in self.waiting(waiter.stage)]
+            outcome = grant(self, waiter, limit)
+            if outcome is Grant.GRANTED:
+                grants.append((waiter.stage.value, waiter.ticket, tickets))
+            return outcome
+
+    def spied_enqueue(self, waiter):
+        with lock:
+            return enqueue(self, waiter)
+
+    monkeypatch.setattr(SlotTable, "grant", spied_grant)
+    monkeypatch.setattr(SlotTable, "enqueue", spied_enqueue)
+    return grants
+
+
+def queued(world, stage: str, count: int) -> bool:
+    """Whether ``count`` jobs wait in the stage's queue, each job's record showing it QUEUED there (the record is
+    written just after the entry)."""
+    entries = waiting(stage)
+    records = [world.job(item["job_id"]) for item in entries]
+    return len(entries) == count and all(
+        job["status"] == "QUEUED" and job.get("queue", {}).get("stage") == stage for job in records
+    )
+
+
+def complete_silent_jobs(world, stage: str, count: int) -> None:
+    """SageMaker ends the stage's ``count`` jobs that were scripted silent (once they exist: a slot is granted before
+    its job is created): their completion events arrive now."""
+
+    def silent() -> list[str]:
+        names = [name for name, outcome in world.sagemaker.outcomes.items() if outcome == ("silent",)]
+        return [name for name in names if f"-{stage}-" in name and name in world.sagemaker.running[stage]]
+
+    wait_for(world, lambda: len(silent()) == count, f"{count} silent {stage} jobs to run")
+    for name in silent():
+        world.sagemaker.ended(stage, name)
+        event = world.state_change_event(stage, name)
+        world.handlers["complete_stage"].lambda_handler(event, harness.FakeContext())
+
+
+@pytest.mark.slow  # 32 executions through the whole state machine: about two minutes on two cores
+def test_thirty_uploads_beyond_the_gpu_quota_all_finish_in_upload_order_and_leave_no_slot_held(world, monkeypatch):
+    # GIVEN a GPU quota of two training jobs, MaxConcurrentTrainJobs at 2, and the first two training jobs kept
+    # running until every other job has reached the train queue (so that the queue's order is what decides); one
+    # job's training is scripted to fail
+    limits(monkeypatch, sfm=4, train=2, compress=2)
+    world.push_images()
+    world.sagemaker.training_quota = 2
+    world.sagemaker.script["train"].extend([("silent",), ("silent",)])
+    grants = spy_on_grants(monkeypatch)
+    jobs = [f"burst-{index:02d}" for index in range(30)]
+    world.sagemaker.job_script[("burst-07", "train")] = deque([("fail", "train: loss diverged (nan) at 1200")])
+
+    # WHEN 30 uploads arrive at once
+    upload_all(world, jobs)
+    uploaded = {job_id: world.job(job_id)["ticket"] for job_id in jobs}
+    wait_for(world, lambda: queued(world, "train", 28), "28 jobs queued for the two train slots")
+    # AND one job is cancelled while it waits in the train queue, then retried
+    in_line = [item["job_id"] for item in waiting("train")]
+    cancelled = next(job_id for job_id in in_line[5:] if job_id != "burst-07")
+    path = f"/jobs/{cancelled}"
+    status, view = call(world, "api_get_job.json", path=path)
+    assert status == 200 and view["status"] == "QUEUED" and view["queue"]["stage"] == "train"
+    assert view["queue"]["position"] == 1 + in_line.index(cancelled)
+    assert f"position {view['queue']['position']} of 28" in view["waiting"]
+    assert call(world, "api_cancel_job.json", path=f"{path}/cancel")[0] == 200
+    assert cancelled not in [item["job_id"] for item in waiting("train")] and len(waiting("train")) == 27
+    assert call(world, "api_retry_job.json", path=f"{path}/retry", body={"from_stage": "train"})[0] == 202
+    # AND the two first training jobs end; the job scripted to fail does so while it trains, and is retried
+    complete_silent_jobs(world, "train", 2)
+    wait_for(world, lambda: world.job("burst-07")["status"] == "FAILED", "burst-07 to fail while training")
+    assert world.job("burst-07")["failed_stage"] == "train"
+    assert "loss diverged" in world.job("burst-07")["failure_reason"]
+    assert call(world, "api_retry_job.json", path="/jobs/burst-07/retry", body={"from_stage": "train"})[0] == 202
+    # AND everything runs to its end
+    statuses = world.run_all([world.job(job_id)["execution_arn"] for job_id in jobs])
+
+    # THEN every job SUCCEEDED
+    assert set(statuses.values()) == {"SUCCEEDED"}
+    assert {job_id: world.job(job_id)["status"] for job_id in jobs} == {job_id: "SUCCEEDED" for job_id in jobs}
+    # AND never more than two training jobs ran at once, and SageMaker never had to refuse one
+    assert world.sagemaker.peak["train"] == 2 and world.sagemaker.refused == []
+    # AND once the first two held their slots, the train slots went out in upload order: every job's ticket, then
+    # the two retries' new ones (two jobs granted together may still create their training jobs in either order)
+    retried = {job_id: world.job(job_id)["ticket"] for job_id in (cancelled, "burst-07")}
+    assert min(retried.values()) > max(uploaded.values())
+    train_grants = [granted for stage, granted, _ in grants if stage == "train"]
+    assert len(train_grants) == 31 and train_grants[2:] == sorted(train_grants[2:])
+    assert set(train_grants) == set(uploaded.values()) - {uploaded[cancelled]} | set(retried.values())
+    # AND the cancelled job trained only once retried; the failed one trained twice
+    started = world.sagemaker.started["train"]
+    assert len(started) == 31 and started.count(cancelled) == 1 and started.count("burst-07") == 2
+    # AND in every stage, every grant went to the lowest ticket waiting at that moment
+    assert grants and all(granted == min(tickets) for _, granted, tickets in grants), grants
+    assert {stage for stage, _, _ in grants} == {"sfm", "train", "compress"}
+    # AND no slot is held and nothing waits, in any stage
+    assert slots_in_use() == {}
+
+
+def test_resource_limit_exceeded_makes_the_job_wait_holding_its_slot_then_it_succeeds(world, monkeypatch):
+    # GIVEN MaxConcurrentTrainJobs at 3 while the account's quota allows 2 (lowered, or used by another stack)
+    limits(monkeypatch, sfm=6, train=3, compress=6)
+    world.push_images()
+    world.sagemaker.training_quota = 2
+    world.sagemaker.script["train"].extend([("silent",), ("silent",)])
+    jobs = [f"quota-{index}" for index in range(6)]
+    # WHEN six uploads arrive and the first two training jobs run while SageMaker refuses a third one three times
+    arns = upload_all(world, jobs)
+    wait_for(world, lambda: len(world.sagemaker.refused) >= 3, "SageMaker to refuse a third training job")
+    holders = [item for item in slot_items() if item["pool"] == "train" and item["entry"].startswith("holder#")]
+    assert len(holders) == 3
+    waiting_job = next(item["job_id"] for item in holders if item["job_id"] not in world.sagemaker.started["train"])
+    assert [item["job_id"] for item in holders if item.get("quota_wait")] == [waiting_job]
+    assert "ResourceLimitExceeded" in call(world, "api_get_job.json", path=f"/jobs/{waiting_job}")[1]["waiting"]
+    refused_while_two_ran = list(world.sagemaker.refused)
+    complete_silent_jobs(world, "train", 2)
+    statuses = world.run_all(arns)
+    # THEN every job SUCCEEDED: the refused one waited, holding its slot, with a backoff of 60 s doubling, and
+    # started once a GPU was free; never more than two trained at once (with three slots and a quota of two, a
+    # job granted later may be refused too, and waits the same way)
+    assert set(statuses.values()) == {"SUCCEEDED"}
+    assert world.sagemaker.peak["train"] == 2
+    assert all(f"sp-{waiting_job}-train-" in name for name in refused_while_two_ran)
+    assert world.sleeps[:3] == [60, 120, 240]
+    # AND no job granted a train slot after it took the GPU that freed first: the stage's grants paused meanwhile
+    assert world.sagemaker.started["train"][2] == waiting_job
+    assert "quota_refused_since" not in world.job(waiting_job)["stages"]["train"]
+    # AND the refused attempts are not among the jobs the stage would stop
+    record = world.job(waiting_job)["stages"]["train"]
+    assert record["attempts"] > 1 and len(record["sagemaker_jobs"]) == 1
+    assert slots_in_use() == {}
+
+
+def test_a_quota_that_never_frees_fails_the_job_after_quota_wait_seconds_naming_the_quota(world, monkeypatch):
+    # GIVEN a quota fully used by another stack's jobs, and QuotaWaitSeconds of two hours
+    from spaceport.cloud import pipeline
+
+    limits(monkeypatch, sfm=2, train=1, compress=2, QUOTA_WAIT_SECONDS="7200")
+    world.push_images()
+    world.sagemaker.training_quota = 0
+    start = time.time()
+    # (the starter's clock is the state machine's simulated backoff time)
+    monkeypatch.setattr(pipeline, "clock", lambda: start + sum(world.sleeps))
+    # WHEN the job runs
+    arn = upload_all(world, ["job-no-quota"])[0]
+    result = world.run(arn)
+    # THEN it retried for two hours (60, 120, ... then every 900 s), then failed naming the quota to raise
+    assert result["status"] == "FAILED"
+    assert sum(world.sleeps) >= 7200 and sum(world.sleeps[:-1]) < 7200 and max(world.sleeps) == 900
+    job = world.job("job-no-quota")
+    assert job["failed_stage"] == "train"
+    assert TRAIN_QUOTA_REASON in job["failure_reason"] and "QuotaWaitSeconds" in job["failure_reason"]
+    assert "MaxConcurrentTrainJobs" in job["failure_reason"]
+    # AND the slot came back; no training job exists to stop
+    assert slots_in_use() == {}
+    assert job["stages"]["train"]["sagemaker_jobs"] == []
+
+
+def test_the_sweeper_gives_back_the_slot_of_an_execution_killed_while_holding_it(world, monkeypatch):
+    # GIVEN one train slot, held by a job whose training never reports back, and a second job waiting for it
+    limits(monkeypatch, sfm=2, train=1, compress=2)
+    world.push_images()
+    world.sagemaker.script["train"].append(("silent",))
+    first, second = upload_all(world, ["job-killed", "job-behind"])
+    wait_for(world, lambda: queued(world, "train", 1), "the second job to queue for the train slot")
+    holder = next(item for item in slot_items() if item["entry"].startswith("holder#") and item["pool"] == "train")
+    killed = holder["execution"]
+    behind = second if killed == first else first
+    sweep_event = harness.load_event("sweep_slots_scheduled.json")
+    # WHEN the sweeper runs while the holder's execution runs THEN it reclaims nothing
+    assert world.handlers["sweep_slots"].lambda_handler(sweep_event, harness.FakeContext())["reclaimed"] == []
+    # WHEN the execution is stopped by hand: no Catch runs, nothing releases its slot
+    world.kill(killed)
+    wait_for(world, lambda: world.sfn.describe_execution(executionArn=killed)["status"] != "RUNNING", "the stop")
+    time.sleep(0.5)
+    assert [item["execution"] for item in slot_items() if item["entry"].startswith("holder#")] == [killed]
+    # AND the sweeper runs
+    swept = world.handlers["sweep_slots"].lambda_handler(sweep_event, harness.FakeContext())
+    # THEN the slot came back and went to the job that waited, which runs to its end
+    assert swept["reclaimed"] == [{"stage": "train", "job_id": holder["job_id"]}]
+    assert swept["granted"]["train"] == [world.job(behind.rsplit(":", 1)[-1])["ticket"]]
+    assert world.run(behind)["status"] == "SUCCEEDED"
+    assert slots_in_use() == {}
+
+
+def test_a_job_that_waits_longer_than_max_queue_wait_seconds_fails_and_leaves_the_queue(world, monkeypatch):
+    # GIVEN a one-second MaxQueueWaitSeconds, and the one train slot held by a job that never reports back
+    from spaceport.cloud import settings
+
+    limits(monkeypatch, sfm=2, train=1, compress=2)
+    values = harness.substitutions(world.template) | {"MaxQueueWaitSeconds": "1"}
+    arn = world.sfn.create_state_machine(
+        name="short-queue", definition=harness.fill_definition(values), roleArn="arn:aws:iam::123456789012:role/sfn"
+    )["stateMachineArn"]
+    monkeypatch.setenv("STATE_MACHINE_ARN", arn)
+    settings.clear_cache()
+    world.push_images()
+    world.sagemaker.script["train"].append(("silent",))
+    # WHEN two jobs run
+    upload_all(world, ["job-holds", "job-gives-up"])
+    failed: list[str] = []
+
+    def one_failed() -> bool:
+        failed.extend(job for job in ("job-holds", "job-gives-up") if world.job(job)["status"] == "FAILED")
+        return bool(failed)
+
+    wait_for(world, one_failed, "the waiting job to give up")
+    # THEN the one that waited failed at train, saying it waited too long for a slot, and left the queue, while
+    # the other still holds the slot
+    job = world.job(failed[0])
+    assert job["failed_stage"] == "train" and "MaxQueueWaitSeconds" in job["failure_reason"], job
+    assert waiting("train") == []
+    holders = [item["job_id"] for item in slot_items() if item["entry"].startswith("holder#")]
+    assert holders == [next(job for job in ("job-holds", "job-gives-up") if job != failed[0])]
+
+
+def test_retry_of_a_job_cancelled_while_queued_queues_it_again_behind_the_uploads_waiting(world, monkeypatch):
+    # GIVEN one train slot held, and a job cancelled while it waited for it
+    limits(monkeypatch, sfm=2, train=1, compress=2)
+    world.push_images()
+    world.sagemaker.script["train"].append(("silent",))
+    arns = upload_all(world, ["job-first", "job-second"])
+    wait_for(world, lambda: queued(world, "train", 1), "a job to queue for the train slot")
+    queued_job = waiting("train")[0]["job_id"]
+    old_ticket = world.job(queued_job)["ticket"]
+    status, view = call(world, "api_get_job.json", path=f"/jobs/{queued_job}")
+    assert status == 200 and view["status"] == "QUEUED" and view["stage"] == "sfm"
+    assert view["queue"] == {**view["queue"], "stage": "train", "position": 1, "waiting": 1, "slots": 1}
+    assert view["waiting"] == "for a train slot (1 at once): position 1 of 1"
+    assert world.job(queued_job)["queue"]["position"] == 1 and "ticket" not in view
+    assert call(world, "api_cancel_job.json", path=f"/jobs/{queued_job}/cancel")[0] == 200
+    assert waiting("train") == [] and world.job(queued_job)["status"] == "CANCELLED"
+    # WHEN it is retried from train
+    status, body = call(world, "api_retry_job.json", path=f"/jobs/{queued_job}/retry", body={"from_stage": "train"})
+    # THEN it queues again, with a new ticket, and runs once the slot frees
+    assert status == 202
+    wait_for(world, lambda: queued(world, "train", 1), "the retry to queue")
+    assert [item["job_id"] for item in waiting("train")] == [queued_job]
+    assert world.job(queued_job)["ticket"] > old_ticket and world.job(queued_job)["status"] == "QUEUED"
+    complete_silent_jobs(world, "train", 1)
+    holder_arn = next(arn for arn in arns if not arn.endswith(f":{queued_job}"))
+    statuses = world.run_all([holder_arn, world.job(queued_job)["execution_arn"]])
+    assert set(statuses.values()) == {"SUCCEEDED"}
+    assert slots_in_use() == {}
+
+
+@pytest.mark.parametrize("stage", ["sfm", "train", "compress"])
+def test_the_template_bounds_each_stage_with_a_parameter(stage):
+    # GIVEN the template WHEN its parameters and the functions' environment are read
+    template = harness.load_template()
+    name = f"MaxConcurrent{stage.title()}Jobs"
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    # THEN each stage's limit is a parameter (train's default 1: a new account's GPU quota) that reaches every
+    # function through the same variable
+    assert template["Parameters"][name]["MinValue"] == 1
+    assert stage != "train" or template["Parameters"][name]["Default"] == 1
+    assert variables[f"MAX_CONCURRENT_{stage.upper()}_JOBS"] == {"Ref": name}
