@@ -110,7 +110,7 @@ def stage_outputs(job_id: str, stage: str) -> dict[str, str]:
     """The outputs each stage records (validate.py and pipeline.py's ``_stage_outputs``)."""
     return {
         "validate": {"images": uri(job_id, "validate/images/")},
-        "sfm": {"sfm": uri(job_id, "sfm/")},
+        "sfm": {"sfm": uri(job_id, "sfm/"), "georef": uri(job_id, "sfm/georef.json")},
         "train": {"model": uri(job_id, "train/sp-x/output/model.tar.gz")},
         "compress": {"scene": uri(job_id, "compress/scene.sog"), "compress_manifest": uri(job_id, "compress/m.json")},
     }[stage]
@@ -325,15 +325,34 @@ def test_get_a_succeeded_job_links_its_own_outputs_only(world):
     seed_job(JOB_ID, "SUCCEEDED", finished=finished)
     # WHEN the user reads it
     status, body = call(world, "api_get_job.json")
-    # THEN every figure is reported, and only the scene under jobs/<id>/ gets a presigned GET
+    # THEN every figure is reported, and only the files under jobs/<id>/ (the scene, georef.json) get a presigned GET
     assert status == 200
     assert body["status"] == "SUCCEEDED" and body["progress"] == 1.0
     assert body["stages"]["train"]["figures"]["psnr"] == pytest.approx(24.31)
-    assert sorted(body["downloads"]) == ["scene"]
+    assert sorted(body["downloads"]) == ["georef", "scene"]
     url = body["downloads"]["scene"]
     assert url_key(url) == f"jobs/{JOB_ID}/compress/scene.sog"
     assert 0 < int(url_query(url)["X-Amz-Expires"]) <= 3600
     assert body["expires_in"] == int(url_query(url)["X-Amz-Expires"])
+
+
+def test_get_a_succeeded_job_gives_its_frame_and_links_georef_json(world):
+    # GIVEN a finished job whose sfm stage georeferenced the scene from the photos' GPS (its manifest's figures)
+    georef = {"method": "gps", "georeferenced": True, "metric": True, "rms_m": 0.71, "photos_used": 35,
+              "photos_rejected": 1, "rejected": ["DJI_0007.JPG"],
+              "origin": {"latitude": 55.7047, "longitude": 13.191, "altitude_m": 73.0}}  # fmt: skip
+    finished = {stage: {"figures": {"georef": georef} if stage == "sfm" else {}}
+                for stage in ("validate", "sfm", "train", "compress")}  # fmt: skip
+    seed_job(JOB_ID, "SUCCEEDED", finished=finished)
+    # WHEN the user reads it
+    status, body = call(world, "api_get_job.json")
+    # THEN the record gives the frame (method, RMS against GPS, the fix left out, the origin)
+    assert status == 200
+    frame = body["stages"]["sfm"]["figures"]["georef"]
+    assert frame["method"] == "gps" and frame["rms_m"] == pytest.approx(0.71)
+    assert frame["rejected"] == ["DJI_0007.JPG"] and frame["origin"]["latitude"] == pytest.approx(55.7047)
+    # AND georef.json, beside the sfm outputs, can be downloaded
+    assert url_key(body["downloads"]["georef"]) == f"jobs/{JOB_ID}/sfm/georef.json"
 
 
 def test_get_an_announced_job_before_its_upload(world):

@@ -32,6 +32,18 @@ def test_stage_requests_match_the_sagemaker_model(monkeypatch, spot):
         assert train["StoppingCondition"]["MaxWaitTimeInSeconds"] >= train["StoppingCondition"]["MaxRuntimeInSeconds"]
 
 
+@pytest.mark.parametrize(("options", "arguments"), [({}, None), ({"georef": True}, None),
+                                                   ({"georef": False}, ["--no-georef"])])  # fmt: skip
+def test_a_job_that_turns_georeferencing_off_runs_sfm_with_no_georef(options, arguments):
+    # GIVEN a job's options, with georeferencing left on, asked for, or turned off
+    settings = stage_settings()
+    # WHEN its sfm request is built
+    request = requests.sfm_request(settings, "sp-a-sfm-a1-x", "a", IMAGE, options)
+    # THEN botocore accepts it, and only "georef": false passes --no-georef to the container
+    check_request("sagemaker", "CreateProcessingJob", request)
+    assert request["AppSpecification"].get("ContainerArguments") == arguments
+
+
 def test_job_names_are_valid_and_fresh_for_long_ids():
     # GIVEN the longest job id WHEN names are made for retries THEN each is valid, at most 63 chars, unique
     names = {sagemaker_job_name("a" * 40, stage, attempt) for stage in Stage for attempt in (1, 2, 2, 99)}

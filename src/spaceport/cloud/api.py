@@ -139,7 +139,7 @@ def create_job() -> Response:
 def _download_links(settings: ExecutionSettings, job: dict[str, Any]) -> dict[str, str]:
     links = {}
     own_prefix = f"s3://{settings.data_bucket}/jobs/{job['job_id']}/"
-    for name in ("scene", "compress_manifest"):
+    for name in ("scene", "compress_manifest", "georef"):
         uri = job.get("outputs", {}).get(name)
         if uri and uri.startswith(own_prefix):
             links[name] = _presign(settings, "get_object", Key=uri.removeprefix(f"s3://{settings.data_bucket}/"))

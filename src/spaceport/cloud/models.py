@@ -56,6 +56,9 @@ class JobOptions(BaseModel):
     iterations: int | None = Field(default=None, ge=100, le=100_000)
     sh_degree: int | None = Field(default=None, ge=0, le=3)
     max_gaussians: int | None = Field(default=None, ge=1_000, le=10_000_000)
+    georef: bool | None = Field(
+        default=None, description="false keeps structure from motion's frame: no GPS registration, not turned upright"
+    )
 
 
 class CreateJobRequest(JobOptions):

@@ -119,7 +119,7 @@ def _build_request(settings: StageSettings, stage: Stage, name: str, job: dict[s
     job_id = job["job_id"]
     if stage is Stage.SFM:
         image = resolve_image(settings.sfm_repository, settings.sfm_image_tag)
-        return "create_processing_job", sfm_request(settings, name, job_id, image)
+        return "create_processing_job", sfm_request(settings, name, job_id, image, job.get("options", {}))
     if stage is Stage.TRAIN:
         if "sfm" not in job.get("outputs", {}):
             raise MissingStageOutputError(f"job {job_id} has no sfm output to train on")
@@ -201,7 +201,7 @@ def _processing_figures(settings: CommonSettings, job_id: str, stage: Stage) -> 
 def _stage_outputs(settings: CommonSettings, job_id: str, stage: Stage, description: dict) -> dict[str, str]:
     prefix = job_prefix(settings.data_bucket, job_id, stage.value)
     if stage is Stage.SFM:
-        return {"sfm": prefix}
+        return {"sfm": prefix, "georef": prefix + "georef.json"}
     if stage is Stage.TRAIN:
         return {"model": description["ModelArtifacts"]["S3ModelArtifacts"]}
     return {"scene": prefix + "scene.sog", "sog": prefix + "sog/", "compress_manifest": prefix + "manifest.json"}

@@ -54,11 +54,13 @@ def _processing_request(
     volume_gb: int,
     max_runtime_s: int,
     environment: dict[str, str] | None = None,
+    arguments: list[str] | None = None,
 ) -> dict[str, Any]:
+    app: dict[str, Any] = {"ImageUri": image_uri} | ({"ContainerArguments": arguments} if arguments else {})
     return {
         "ProcessingJobName": name,
         "RoleArn": settings.role_arn,
-        "AppSpecification": {"ImageUri": image_uri},
+        "AppSpecification": app,
         "ProcessingResources": {
             "ClusterConfig": {"InstanceCount": 1, "InstanceType": instance_type, "VolumeSizeInGB": volume_gb}
         },
@@ -92,9 +94,12 @@ def _processing_request(
     }
 
 
-def sfm_request(settings: StageSettings, name: str, job_id: str, image_uri: str) -> dict[str, Any]:
+def sfm_request(
+    settings: StageSettings, name: str, job_id: str, image_uri: str, options: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """CreateProcessingJob for structure from motion over the validated photos, with the validate Lambda's limits
-    (the stage checks the photos again with the same validator: it must reach the same verdict)."""
+    (the stage checks the photos again with the same validator: it must reach the same verdict); a job whose
+    options say ``"georef": false`` keeps SfM's own frame (``--no-georef``)."""
     return _processing_request(
         settings,
         name=name,
@@ -107,6 +112,7 @@ def sfm_request(settings: StageSettings, name: str, job_id: str, image_uri: str)
         volume_gb=settings.sfm_volume_gb,
         max_runtime_s=settings.sfm_max_runtime_s,
         environment=settings.limits_environment(),
+        arguments=["--no-georef"] if (options or {}).get("georef") is False else None,
     )
 
 
