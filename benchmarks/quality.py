@@ -394,6 +394,11 @@ def run(workspace: Workspace, real_source: Path | None = None, only: set[str] | 
     notes += ["Scores every 100 steps use the held-out views (every 8th photo) at the training resolution, with the "
               "clock paused; 'Training' counts training steps only. 'SOG loss' is the held-out PSNR of the trained "
               "PLY minus that of its SOG, both rendered by the CPU rasteriser against the photos."]  # fmt: skip
+    resets = sorted({step for scene in measured for step in scene.get("resets", [])})
+    if resets:
+        steps = ", ".join(map(str, resets))
+        notes.append(f"The dips at step {steps} are the scheduled opacity resets: that score is taken just after every "
+                     "opacity is lowered to at most 0.01; the next, 100 steps later, has recovered.")  # fmt: skip
     if any("baseline" in scene for scene in measured):
         notes.append(f"{REAL_PREVIEW}: the real capture's first held-out photo (middle) between the render of the "
                      f"code at {BASELINE_REF} (left) and today's (right), at the training resolution.")  # fmt: skip
