@@ -109,8 +109,9 @@ def sam_invoke(local_aws: LocalAws, tmp_path_factory):
         unavailable(f"{SAM} is missing: run `make setup-tools`")
     if not BUILT_TEMPLATE.exists():
         unavailable("the functions are not built: run `make sam-build`")
-    # Bytecode is not a source: the in-process tests that run first write functions/*/__pycache__ after the build.
-    functions = [path for path in (REPO / "functions").rglob("*") if "__pycache__" not in path.parts]
+    # Only files are sources, and bytecode is not one: the in-process tests that run first write
+    # functions/*/__pycache__ after the build, which also changes the folder that holds it.
+    functions = [path for path in (REPO / "functions").rglob("*") if path.is_file() and "__pycache__" not in path.parts]
     sources = [REPO / "template.yaml", *functions, *(REPO / "src" / "spaceport").rglob("*.py")]
     newest = max(sources, key=lambda path: path.stat().st_mtime)
     if newest.stat().st_mtime > BUILT_TEMPLATE.stat().st_mtime:
