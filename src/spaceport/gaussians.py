@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+# numpy is imported where it is used: the cloud's Lambdas import this module's SH counts (through the train
+# stage's memory model) and must not pay for numpy, which their layer does not ship.
+if TYPE_CHECKING:
+    import numpy as np
 
 SH_C0 = 0.28209479177387814
 
@@ -50,6 +54,8 @@ class GaussianCloud:
     quats: np.ndarray
 
     def __post_init__(self) -> None:
+        import numpy as np
+
         count = len(self.means)
         expected = {
             "means": (count, 3),
@@ -93,6 +99,8 @@ def _property_names(sh_rest_count: int) -> list[str]:
 
 def write_ply(cloud: GaussianCloud, path: Path) -> None:
     """Write the standard 3DGS PLY, atomically (a partial file never carries the final name)."""
+    import numpy as np
+
     count, rest = len(cloud), cloud.shN.shape[1]
     # Channel-major f_rest: (N, K, 3) -> (N, 3, K) -> (N, 3K).
     f_rest = np.transpose(cloud.shN, (0, 2, 1)).reshape(count, rest * 3)
@@ -124,6 +132,8 @@ def read_ply(path: Path) -> GaussianCloud:
     Raises:
         ValueError: the file is not a binary little-endian PLY with the 3DGS properties.
     """
+    import numpy as np
+
     data = path.read_bytes()
     end = data.find(b"end_header\n")
     if not data.startswith(b"ply\n") or end < 0:

@@ -84,7 +84,11 @@ class StageSettings(SlotSettings, ValidatorLimits):
 
 
 class ValidatorSettings(CommonSettings, ValidatorLimits):
-    """The validate Lambda: the jobs table and bucket, and the validator's limits."""
+    """The validate Lambda: the jobs table and bucket, the validator's limits, and what the train stage will run on
+    (its instance type and the default preset), so a job too large for that GPU is refused before SfM."""
+
+    train_instance_type: str = Field(alias="TRAIN_INSTANCE_TYPE")
+    default_preset: str = Field(alias="DEFAULT_PRESET")
 
 
 class ExecutionSettings(SlotSettings):

@@ -7,6 +7,9 @@ Nothing is copied to the Lambda's /tmp: an archive is read through ranged GETs (
 member after another) and a folder upload one object at a time, each photo held in memory while it is judged.
 A usable photo is published as soon as it is judged (a PUT of the bytes at hand, or a server-side copy of an
 uploaded photo), so the upload is read once; if the upload is rejected after all, what was published is deleted.
+
+Accepted photos are then sized against the training GPU (``spaceport.cloud.sizing``): a job the ``TrainInstanceType``
+cannot hold is rejected here, naming what to change, rather than failing on the GPU after SfM.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from spaceport.cloud.jobs import JobsTable
 from spaceport.cloud.models import Stage
 from spaceport.cloud.s3io import S3ObjectReader, read_object
 from spaceport.cloud.settings import ValidatorSettings
+from spaceport.cloud.sizing import Photo, refusal_reason
+from spaceport.contract import StageError
 
 logger = Logger(child=True)
 
@@ -50,15 +55,14 @@ class _Publisher:
     def __init__(self, bucket: str, job_id: str) -> None:
         self._bucket, self._prefix = bucket, f"jobs/{job_id}/images/"
         self.keys: list[str] = []
+        self.photos: list[Photo] = []
 
-    def put(self, relative: str, data: BinaryIO) -> None:
-        key = self._prefix + relative
-        self.keys.append(key)
+    def put(self, image: Any, data: BinaryIO) -> None:
+        key = self._published(image)
         aws.client("s3").put_object(Bucket=self._bucket, Key=key, Body=data)
 
-    def copy(self, relative: str, source_key: str, etag: str) -> None:
-        key = self._prefix + relative
-        self.keys.append(key)
+    def copy(self, image: Any, source_key: str, etag: str) -> None:
+        key = self._published(image)
         source = {"Bucket": self._bucket, "Key": source_key}
         aws.client("s3").copy_object(Bucket=self._bucket, Key=key, CopySource=source, CopySourceIfMatch=etag)
 
@@ -75,6 +79,14 @@ class _Publisher:
         except (ClientError, BotoCoreError):
             logger.exception("published photos not withdrawn", extra={"photos": len(self.keys)})
         self.keys.clear()
+        self.photos.clear()
+
+    def _published(self, image: Any) -> str:
+        """The key of ``image`` (a validator ``ImageInfo``), noted with its size for the GPU check."""
+        key = self._prefix + image.relative
+        self.keys.append(key)
+        self.photos.append(Photo(image.width, image.height))
+        return key
 
 
 def _validate_archive(settings: ValidatorSettings, key: str, publisher: _Publisher) -> Any:
@@ -89,7 +101,7 @@ def _validate_archive(settings: ValidatorSettings, key: str, publisher: _Publish
         head["ContentLength"],
         _limits(settings),
         name=key,
-        on_image=lambda image, data: publisher.put(image.relative, data),
+        on_image=publisher.put,
     )
     logger.info("archive read", extra={"key": key, "requests": reader.requests, "bytes_read": reader.bytes_fetched})
     return report
@@ -121,17 +133,28 @@ def _validate_folder(settings: ValidatorSettings, prefix: str, publisher: _Publi
 
     def publish(image: Any, data: BinaryIO) -> None:
         key, _, etag = objects[image.relative]
-        publisher.copy(image.relative, key, etag)
+        publisher.copy(image, key, etag)
 
     files = [(relative, size) for relative, (_, size, _) in objects.items()]
     return validate_files(files, read, _limits(settings), name=prefix, on_image=publish)
+
+
+def _check_size(settings: ValidatorSettings, options: dict[str, Any], photos: list[Photo]) -> None:
+    """Refuse a job whose training run the configured GPU cannot hold (the train stage would, after SfM)."""
+    try:
+        reason = refusal_reason(options, settings.default_preset, photos, settings.train_instance_type)
+    except StageError as error:  # options the train stage would refuse too (the API validates them first)
+        raise InputRejectedError(str(error)) from error
+    if reason is not None:
+        raise InputRejectedError(reason)
 
 
 def validate_job(settings: ValidatorSettings, job_id: str) -> dict[str, Any]:
     """Validate a job's upload and publish its usable photos under ``jobs/<id>/images/``.
 
     Raises:
-        InputRejectedError: the upload cannot be used; the message lists every problem found.
+        InputRejectedError: the upload cannot be used; the message lists every problem found, or says what to
+            change for a job too large for the training GPU.
         S3ReadError: S3 failed a read (the state machine retries the task).
     """
     table = JobsTable(settings.jobs_table)
@@ -147,6 +170,7 @@ def validate_job(settings: ValidatorSettings, job_id: str) -> dict[str, Any]:
         if not report.accepted:
             problems = "; ".join(f"{p.path}: {p.message} ({p.code})" for p in report.problems)
             raise InputRejectedError(problems or "upload rejected")
+        _check_size(settings, job.get("options") or {}, publisher.photos)
     except BaseException:
         publisher.withdraw()
         raise
