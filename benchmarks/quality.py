@@ -94,33 +94,16 @@ def _reset_steps(config: Any) -> list[int]:
 
 def train_with_curve(sfm_dir: Path, overrides: dict[str, str], ply: Path | None) -> dict[str, Any]:
     """The train stage's loop with the CPU default preset (plus ``overrides``), scored every 100 steps."""
-    import torch
-
+    from benchmarks.training import cpu_trainer
     from spaceport.gaussians import write_ply
-    from spaceport.train.backend import configure_threads, select_renderer
     from spaceport.train.config import apply_overrides, preset_config
-    from spaceport.train.data import load_scene
     from spaceport.train.floaters import measure_floaters
     from spaceport.train.model import to_cloud
-    from spaceport.train.progress import ProgressLog
-    from spaceport.train.strategy import select_strategy
-    from spaceport.train.trainer import (
-        TrainContext,
-        active_sh_degree,
-        evaluate,
-        evaluate_full_size,
-        initial_state,
-        next_view,
-        train_step,
-    )
+    from spaceport.train.trainer import active_sh_degree, evaluate, evaluate_full_size, next_view, train_step
 
     config = apply_overrides(preset_config("default", "cpu"), overrides)
-    configure_threads("cpu")
-    scene = load_scene(sfm_dir, config.resolution, "cpu")
-    background = torch.tensor(config.background, dtype=torch.float32)
-    ctx = TrainContext(config, scene.train_views, select_renderer("cpu"), background, scene.extent,
-                       ProgressLog(10**9, None), select_strategy(config, scene.extent))  # fmt: skip
-    state = initial_state(scene.points, scene.colors, config, scene.extent)
+    scene, ctx, state = cpu_trainer(sfm_dir, config)
+    background = ctx.background
 
     def score() -> dict[str, Any]:
         result = evaluate(state.params, active_sh_degree(config, state.iteration), scene.test_views, ctx.renderer,

@@ -77,31 +77,35 @@ def _checkpoints(budgets: list[int]) -> list[float]:
     return sorted(set(budgets) | set(range(20, max(budgets), 20)))
 
 
-def train_by_wall_clock(sfm_dir: Path, budgets: list[int]) -> dict[str, Any]:
-    """Train with the CPU default preset until the largest budget; held-out PSNR along the way."""
+def cpu_trainer(sfm_dir: Path, config: Any) -> tuple[Any, Any, Any]:
+    """The train stage's loop pieces on the CPU, without its checkpoints or progress bar: the scene, the context
+    a step needs, and a fresh state from the SfM points."""
     import torch
 
     from spaceport.train.backend import configure_threads, select_renderer
-    from spaceport.train.config import preset_config
     from spaceport.train.data import load_scene
     from spaceport.train.progress import ProgressLog
     from spaceport.train.strategy import select_strategy
-    from spaceport.train.trainer import (
-        TrainContext,
-        active_sh_degree,
-        evaluate,
-        initial_state,
-        next_view,
-        train_step,
-    )
+    from spaceport.train.trainer import TrainContext, initial_state
 
-    config = preset_config("default", "cpu")
     configure_threads("cpu")
     scene = load_scene(sfm_dir, config.resolution, "cpu")
     background = torch.tensor(config.background, dtype=torch.float32)
     ctx = TrainContext(config, scene.train_views, select_renderer("cpu"), background, scene.extent,
                        ProgressLog(10**9, None), select_strategy(config, scene.extent))  # fmt: skip
-    state = initial_state(scene.points, scene.colors, config, scene.extent)
+    return scene, ctx, initial_state(scene.points, scene.colors, config, scene.extent)
+
+
+def train_by_wall_clock(sfm_dir: Path, budgets: list[int]) -> dict[str, Any]:
+    """Train with the CPU default preset until the largest budget; held-out PSNR along the way."""
+    import torch
+
+    from spaceport.train.config import preset_config
+    from spaceport.train.trainer import active_sh_degree, evaluate, next_view, train_step
+
+    config = preset_config("default", "cpu")
+    scene, ctx, state = cpu_trainer(sfm_dir, config)
+    background = ctx.background
 
     def score(elapsed: float) -> dict[str, Any]:
         degree = active_sh_degree(config, state.iteration)
