@@ -19,7 +19,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from spaceport.train.config import TrainConfig, apply_overrides, preset_config
+from spaceport.train.config import TrainConfig, apply_overrides, preset_config, scaled_size
 from spaceport.train.memory import GIB, HEADROOM, STORED_BYTES_PER_PIXEL, RunSize, estimate_bytes
 
 logger = Logger(child=True)
@@ -78,14 +78,6 @@ class Photo:
 
     width: int
     height: int
-
-
-def scaled_size(width: int, height: int, longest: int) -> tuple[int, int]:
-    """The size whose longest side is at most ``longest`` (as ``spaceport.train.data.scaled_size`` computes it)."""
-    if longest <= 0 or max(width, height) <= longest:
-        return width, height
-    factor = longest / max(width, height)
-    return max(1, round(width * factor)), max(1, round(height * factor))
 
 
 def train_hyperparameters(options: dict[str, Any], default_preset: str) -> dict[str, str]:

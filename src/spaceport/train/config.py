@@ -124,6 +124,14 @@ def _cpu_preset(name: str) -> dict[str, Any]:
             "log_every": 100, "lr_means_final": 1.6e-5}  # fmt: skip
 
 
+def scaled_size(width: int, height: int, resolution: int) -> tuple[int, int]:
+    """The size whose longest side is at most ``resolution`` (0 = unchanged), keeping the aspect ratio."""
+    if resolution <= 0 or max(width, height) <= resolution:
+        return width, height
+    factor = resolution / max(width, height)
+    return max(1, round(width * factor)), max(1, round(height * factor))
+
+
 def preset_config(preset: str, device: str) -> TrainConfig:
     """The preset's configuration for a resolved device (``cpu`` or ``cuda``)."""
     if preset not in PRESETS:

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from spaceport.contract import StageError
+from spaceport.train.config import scaled_size
 
 if TYPE_CHECKING:
     import torch
@@ -131,14 +132,6 @@ class SceneData:
 def _observed_points(reconstruction, image) -> np.ndarray:  # noqa: ANN001
     ids = [point.point3D_id for point in image.points2D if point.has_point3D()]
     return np.array([reconstruction.points3D[i].xyz for i in ids], dtype=np.float32).reshape(-1, 3)
-
-
-def scaled_size(width: int, height: int, resolution: int) -> tuple[int, int]:
-    """The size whose longest side is at most ``resolution`` (0 = unchanged), keeping the aspect ratio."""
-    if resolution <= 0 or max(width, height) <= resolution:
-        return width, height
-    factor = resolution / max(width, height)
-    return max(1, round(width * factor)), max(1, round(height * factor))
 
 
 def load_view(posed: PosedImage, resolution: int, device: str) -> CameraView:

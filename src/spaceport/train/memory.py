@@ -151,7 +151,8 @@ def estimate_bytes(size: RunSize, device: str) -> MemoryEstimate:
 
 def run_size(config: TrainConfig, sfm_dir: Path) -> RunSize:
     """The run's size from its configuration and the sfm channel's COLMAP model (no image is read)."""
-    from spaceport.train.data import _read_model, scaled_size
+    from spaceport.train.config import scaled_size
+    from spaceport.train.data import _read_model
 
     reconstruction = _read_model(sfm_dir)
     longest, step, stored, full = 0, 0, 0, 0
