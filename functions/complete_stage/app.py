@@ -5,7 +5,7 @@ from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from spaceport.cloud.pipeline import complete_stage
-from spaceport.cloud.settings import common_settings
+from spaceport.cloud.settings import completion_settings
 
 logger = Logger()
 tracer = Tracer()
@@ -18,6 +18,6 @@ metrics = Metrics()
 @event_source(data_class=EventBridgeEvent)
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
     logger.append_keys(detail_type=event.detail_type)
-    result = complete_stage(common_settings(), event.detail)
+    result = complete_stage(completion_settings(), event.detail)
     logger.info("state change handled", extra=result)
     return result

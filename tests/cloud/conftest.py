@@ -8,7 +8,7 @@ import zipfile
 import pytest
 from moto import mock_aws
 
-from .harness import ACCOUNT, BUCKET, REGION, SLOTS_TABLE, TABLE, World
+from .harness import ACCOUNT, BUCKET, REGION, SLOTS_TABLE, TABLE, World, load_template
 
 STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:spaceport-pipeline"
 
@@ -58,6 +58,7 @@ def cloud_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "SPACEPORT_MAX_ARCHIVE_BYTES": "10000000",
         "SPACEPORT_MAX_EXPANDED_BYTES": "50000000",
         "SPACEPORT_MAX_IMAGE_PIXELS": "1000000",
+        "INSTANCE_PRICES": load_template()["Parameters"]["InstancePrices"]["Default"],
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)

@@ -39,6 +39,7 @@ import re
 import threading
 import time
 from collections import deque
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -208,6 +209,8 @@ class FakeSageMaker:
         self.stopped: list[str] = []
         self.described: list[str] = []
         self.training_log = TRAINING_LOG
+        # How long each stage's jobs run (SageMaker's billable seconds in their descriptions).
+        self.seconds: dict[str, float] = {"sfm": 900.0, "train": 3600.0, "compress": 300.0}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -273,9 +276,18 @@ class FakeSageMaker:
             description[key] = "Completed"
         return description
 
+    def _stage_of(self, name: str) -> str:
+        return next(stage for stage in ("compress", "train", "sfm") if f"-{stage}-a" in name)
+
     def describe_processing_job(self, ProcessingJobName: str) -> dict[str, Any]:
+        """moto's description with what SageMaker adds once a job ran (moto ends jobs as they are created)."""
         self.described.append(ProcessingJobName)
         description = self._real.describe_processing_job(ProcessingJobName=ProcessingJobName)
+        start = description["CreationTime"]
+        seconds = self.seconds[self._stage_of(ProcessingJobName)]
+        description.update(ProcessingStartTime=start, ProcessingEndTime=start + timedelta(seconds=seconds))
+        request = next(r for op, r in self.requests if r.get("ProcessingJobName") == ProcessingJobName)
+        description["ProcessingResources"] = request["ProcessingResources"]  # moto leaves it out
         return self._outcome(description, ProcessingJobName, "ProcessingJobStatus", "ExitMessage")
 
     def describe_training_job(self, TrainingJobName: str) -> dict[str, Any]:
@@ -284,6 +296,10 @@ class FakeSageMaker:
         request = next(r for op, r in self.requests if r.get("TrainingJobName") == TrainingJobName)
         definitions = request["AlgorithmSpecification"].get("MetricDefinitions", [])
         description["FinalMetricDataList"] = final_metric_data(definitions, self.training_log)
+        seconds = int(self.seconds["train"])
+        description.update(TrainingTimeInSeconds=seconds, BillableTimeInSeconds=seconds)
+        if request.get("EnableManagedSpotTraining"):
+            description["EnableManagedSpotTraining"] = True
         return self._outcome(description, TrainingJobName, "TrainingJobStatus", "FailureReason")
 
 

@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotF
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from spaceport.cloud import aws, notify
+from spaceport.cloud import aws, cost, notify
 from spaceport.cloud.jobs import JobConflictError, JobNotFoundError, JobsTable
 from spaceport.cloud.models import (
     JOB_ID_PATTERN,
@@ -30,7 +30,8 @@ from spaceport.cloud.models import (
     Stage,
 )
 from spaceport.cloud.pipeline import stop_sagemaker_jobs
-from spaceport.cloud.settings import ExecutionSettings, execution_settings
+from spaceport.cloud.settings import ApiSettings, ExecutionSettings, api_settings
+from spaceport.cloud.sizing import train_config
 from spaceport.cloud.slots import forget_job, queue_view, store
 from spaceport.cloud.trigger import start_execution
 
@@ -116,7 +117,7 @@ def _multipart_urls(
 
 @app.post("/jobs")
 def create_job() -> Response:
-    settings = execution_settings()
+    settings = api_settings()
     try:
         request = CreateJobRequest.model_validate(app.current_event.json_body or {})
     except (ValidationError, ValueError) as error:
@@ -133,7 +134,19 @@ def create_job() -> Response:
         multipart = {"upload_id": urls["upload_id"], "parts": len(urls["parts"]), "part_bytes": urls["part_bytes"]}
     _table(settings).create_awaiting_upload(job_id, options, upload, multipart)
     body = {"job_id": job_id, "status": JobStatus.AWAITING_UPLOAD, "expires_in": settings.url_expiry_s}
-    return _json(201, body | {"upload": urls})
+    return _json(201, body | {"upload": urls, "estimate": estimate(settings, options, request.declared_photos())})
+
+
+def estimate(settings: ApiSettings, options: dict[str, Any], photos: int | None) -> dict[str, Any]:
+    """What the job should cost on SageMaker, from the declared photo count and the preset the job will train."""
+    if photos is None:
+        return {"missing": "declare photo_count (or name the photo files) for a cost estimate"}
+    config = train_config(options, settings.default_preset)
+    instances = {Stage.SFM: settings.sfm_instance_type, Stage.TRAIN: settings.train_instance_type,
+                 Stage.COMPRESS: settings.compress_instance_type}  # fmt: skip
+    runtimes = {Stage.SFM: settings.sfm_max_runtime_s, Stage.TRAIN: settings.train_max_runtime_s,
+                Stage.COMPRESS: settings.compress_max_runtime_s}  # fmt: skip
+    return cost.estimate(settings.prices, instances, runtimes, photos, config.iterations, config.max_gaussians)
 
 
 def _download_links(settings: ExecutionSettings, job: dict[str, Any]) -> dict[str, str]:
@@ -146,8 +159,8 @@ def _download_links(settings: ExecutionSettings, job: dict[str, Any]) -> dict[st
     return links
 
 
-def job_view(settings: ExecutionSettings, job: dict[str, Any], with_links: bool) -> dict[str, Any]:
-    """The API's view of a job record: no tokens, no internal keys."""
+def job_view(settings: ApiSettings, job: dict[str, Any], with_links: bool) -> dict[str, Any]:
+    """The API's view of a job record: no tokens, no internal keys; what its SageMaker jobs billed so far."""
     stages = job.get("stages", {})
     done = sum(1 for stage in STAGE_ORDER if stages.get(stage.value, {}).get("status") == "SUCCEEDED")
     view = {
@@ -162,6 +175,7 @@ def job_view(settings: ExecutionSettings, job: dict[str, Any], with_links: bool)
         "options": job.get("options", {}),
         "failed_stage": job.get("failed_stage"),
         "failure_reason": job.get("failure_reason"),
+        "cost": cost.summary(job.get("billing", {}), settings.prices),
         "created_at": job.get("created_at"),
         "updated_at": job.get("updated_at"),
     }
@@ -182,7 +196,7 @@ def job_view(settings: ExecutionSettings, job: dict[str, Any], with_links: bool)
 
 @app.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
-    settings = execution_settings()
+    settings = api_settings()
     return _json(200, job_view(settings, _job_or_404(settings, job_id), with_links=True))
 
 
@@ -193,7 +207,7 @@ def _is_list_key(key: Any) -> bool:
 
 @app.get("/jobs")
 def list_jobs() -> Response:
-    settings = execution_settings()
+    settings = api_settings()
     params = app.current_event.query_string_parameters or {}
     try:
         limit = max(1, min(PAGE_LIMIT, int(params.get("limit", 25))))
@@ -254,7 +268,7 @@ def _uploaded_parts(settings: ExecutionSettings, key: str, upload_id: str, job_i
 
 @app.post("/jobs/<job_id>/upload/parts")
 def sign_upload_parts(job_id: str) -> Response:
-    settings = execution_settings()
+    settings = api_settings()
     job = _job_or_404(settings, job_id)
     try:
         request = PartsRequest.model_validate(app.current_event.json_body or {})
@@ -302,7 +316,7 @@ def _abort_upload(settings: ExecutionSettings, job: dict[str, Any]) -> None:
 
 @app.post("/jobs/<job_id>/cancel")
 def cancel_job(job_id: str) -> Response:
-    settings = execution_settings()
+    settings = api_settings()
     job = _job_or_404(settings, job_id)
     try:
         record = cancel(settings, job)
@@ -332,7 +346,7 @@ def retry(settings: ExecutionSettings, job: dict[str, Any], from_stage: Stage | 
 
 @app.post("/jobs/<job_id>/retry")
 def retry_job(job_id: str) -> Response:
-    settings = execution_settings()
+    settings = api_settings()
     job = _job_or_404(settings, job_id)
     try:
         request = RetryRequest.model_validate(app.current_event.json_body or {})

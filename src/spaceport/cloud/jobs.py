@@ -8,7 +8,9 @@ Item layout (``job_id`` is the key): ``status``, ``current_stage``, ``options``,
 ``wait_token``) so the ``by-sagemaker-job`` index finds the job from a SageMaker state change event. ``ticket`` is the
 job's place in upload order (the slots table hands it out; queues serve the lowest first); ``queue`` (``stage``,
 ``ticket``, ``since``, ``position`` when it joined) is there while the job is QUEUED for a stage's slot; a stage's
-``quota_refused_since`` is when SageMaker first answered ResourceLimitExceeded to it (epoch seconds).
+``quota_refused_since`` is when SageMaker first answered ResourceLimitExceeded to it (epoch seconds). ``billing`` maps
+each of the job's ended SageMaker jobs (every attempt) to its billable seconds, instance and priced cost
+(``spaceport.cloud.cost.billing_entry``).
 
 The token is removed only after Step Functions accepted it (``release_token``), and only while it is still the
 one stored for that SageMaker job: a send that failed leaves it for the redelivered event, and a late event of an
@@ -350,6 +352,30 @@ class JobsTable:
             if _conditional_failed(error):
                 return False
             raise
+        return True
+
+    def record_billing(self, job_id: str, sagemaker_job: str, entry: dict[str, Any]) -> bool:
+        """Keep what an ended SageMaker job of this job billed, under its name: a duplicate event writes the same
+        entry again, and every attempt (a stale or stopped one too) counts once. False when no such job exists."""
+        names = {"#billing": "billing"}
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="SET #billing = if_not_exists(#billing, :empty)",
+                ConditionExpression="attribute_exists(job_id)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={":empty": {}},
+            )
+        except ClientError as error:
+            if _conditional_failed(error):
+                return False
+            raise
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET #billing.#name = :entry, updated_at = :now",
+            ExpressionAttributeNames={**names, "#name": sagemaker_job},
+            ExpressionAttributeValues={":entry": to_dynamo(entry), ":now": now()},
+        )
         return True
 
     def find_by_sagemaker_job(self, sagemaker_job: str) -> dict[str, Any] | None:

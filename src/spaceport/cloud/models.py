@@ -67,6 +67,9 @@ class CreateJobRequest(JobOptions):
     upload: str = Field(default="zip", pattern="^(zip|images)$")
     archive_bytes: int | None = Field(default=None, ge=1)
     file_names: list[str] = Field(default_factory=list, max_length=2_000)
+    photo_count: int | None = Field(
+        default=None, ge=1, le=100_000, description="how many photos the upload holds: the cost estimate's basis"
+    )
 
     @field_validator("file_names")
     @classmethod
@@ -79,6 +82,10 @@ class CreateJobRequest(JobOptions):
 
     def options(self) -> JobOptions:
         return JobOptions(**self.model_dump(include=set(JobOptions.model_fields)))
+
+    def declared_photos(self) -> int | None:
+        """The photo count the cost estimate uses: the one declared, else the number of photo files named."""
+        return self.photo_count or len(self.file_names) or None
 
 
 class RetryRequest(BaseModel):

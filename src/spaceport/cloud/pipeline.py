@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from spaceport.cloud import aws, notify, slots
 from spaceport.cloud.aws import STALE_TOKEN_CODES
+from spaceport.cloud.cost import billing_entry
 from spaceport.cloud.images import resolve_image
 from spaceport.cloud.jobs import JobsTable
 from spaceport.cloud.models import (
@@ -23,7 +24,7 @@ from spaceport.cloud.models import (
     StageResult,
     StartStageInput,
 )
-from spaceport.cloud.names import is_our_job, sagemaker_job_name
+from spaceport.cloud.names import is_our_job, job_and_stage, sagemaker_job_name
 from spaceport.cloud.sagemaker_requests import (
     compress_request,
     final_metrics,
@@ -31,7 +32,7 @@ from spaceport.cloud.sagemaker_requests import (
     sfm_request,
     train_request,
 )
-from spaceport.cloud.settings import CommonSettings, StageSettings
+from spaceport.cloud.settings import CommonSettings, CompletionSettings, StageSettings
 
 logger = Logger(child=True)
 
@@ -228,9 +229,9 @@ def stage_failure(stage: Stage, status: str, description: dict[str, Any]) -> tup
     return "StageFailed", f"{stage}: {own or 'no reason given'}"
 
 
-def complete_stage(settings: CommonSettings, detail: dict[str, Any]) -> dict[str, Any]:
-    """Resume the waiting execution from a SageMaker job state change: success with the stage's figures and
-    outputs, or failure with the container's own reason (ExitMessage / FailureReason).
+def complete_stage(settings: CompletionSettings, detail: dict[str, Any]) -> dict[str, Any]:
+    """Record what an ended SageMaker job billed, then resume the waiting execution: success with the stage's
+    figures and outputs, or failure with the container's own reason (ExitMessage / FailureReason).
 
     The token is released only once Step Functions has the outcome: when the send fails (throttled, this Lambda
     timing out), EventBridge delivers the event again and the retry finds the token where it was.
@@ -244,6 +245,7 @@ def complete_stage(settings: CommonSettings, detail: dict[str, Any]) -> dict[str
     if status not in ("Completed", "Failed", "Stopped"):
         return {"ignored": f"{name} is {status}"}
     table = JobsTable(settings.jobs_table)
+    _record_billing(settings, table, name, description)
     job = table.find_by_sagemaker_job(name)
     if job is None or job.get("sagemaker_job") != name or not job.get("wait_token"):
         # A stale attempt or a duplicate event: there is nothing waiting for it.
@@ -265,6 +267,18 @@ def complete_stage(settings: CommonSettings, detail: dict[str, Any]) -> dict[str
     if not table.note_stage_failure(job_id, stage, name, failure[1]):
         return {"ignored": f"the job no longer waits for {name}"}
     return _resume(table, job_id, name, token, failure=failure)
+
+
+def _record_billing(settings: CompletionSettings, table: JobsTable, name: str, description: dict[str, Any]) -> None:
+    """Every ended job of ours bills, whether an execution still waits for it or not (a stopped retry, a job
+    stopped with a cancelled one): its entry goes in the record before anything else is decided."""
+    owner = job_and_stage(name)
+    if owner is None:
+        logger.warning("SageMaker job name not ours to bill", extra={"sagemaker_job": name})
+        return
+    entry = billing_entry(owner[1], description, settings.prices)
+    if not table.record_billing(owner[0], name, entry):
+        logger.warning("no job record to bill", extra={"sagemaker_job": name, "job_id": owner[0]})
 
 
 def _resume(

@@ -6,7 +6,9 @@ import os
 from functools import cache
 from typing import TypeVar
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from spaceport.cloud.cost import PriceTable
 
 
 class SettingsError(RuntimeError):
@@ -20,6 +22,22 @@ class CommonSettings(BaseModel):
     data_bucket: str = Field(alias="DATA_BUCKET_NAME")
     topic_arn: str = Field(alias="NOTIFICATION_TOPIC_ARN")
     event_bus: str = Field(alias="EVENT_BUS_NAME")
+
+
+class PricingSettings(BaseModel):
+    """The dated table of SageMaker instance prices (the InstancePrices parameter, JSON) that costs are
+    estimated from."""
+
+    prices: PriceTable = Field(alias="INSTANCE_PRICES")
+
+    @field_validator("prices", mode="before")
+    @classmethod
+    def _parse(cls, value: object) -> object:
+        return PriceTable.parse(value) if isinstance(value, str) else value
+
+
+class CompletionSettings(CommonSettings, PricingSettings):
+    """complete_stage: the jobs table and bucket, and the prices that each ended SageMaker job is billed at."""
 
 
 class SlotSettings(CommonSettings):
@@ -100,6 +118,18 @@ class ExecutionSettings(SlotSettings):
     url_expiry_s: int = Field(default=900, alias="UPLOAD_URL_EXPIRY_SECONDS", ge=60, le=3600)
 
 
+class ApiSettings(ExecutionSettings, PricingSettings):
+    """The API: what a cancel or retry needs, and what POST /jobs estimates a job's cost from (the stages'
+    instance types and runtimes)."""
+
+    sfm_instance_type: str = Field(alias="SFM_INSTANCE_TYPE")
+    train_instance_type: str = Field(alias="TRAIN_INSTANCE_TYPE")
+    compress_instance_type: str = Field(alias="COMPRESS_INSTANCE_TYPE")
+    sfm_max_runtime_s: int = Field(alias="SFM_MAX_RUNTIME_SECONDS", ge=60)
+    train_max_runtime_s: int = Field(alias="TRAIN_MAX_RUNTIME_SECONDS", ge=60)
+    compress_max_runtime_s: int = Field(alias="COMPRESS_MAX_RUNTIME_SECONDS", ge=60)
+
+
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 
@@ -131,11 +161,30 @@ def execution_settings() -> ExecutionSettings:
 
 
 @cache
+def completion_settings() -> CompletionSettings:
+    return _load(CompletionSettings)
+
+
+@cache
+def api_settings() -> ApiSettings:
+    return _load(ApiSettings)
+
+
+@cache
 def slot_settings() -> SlotSettings:
     return _load(SlotSettings)
 
 
 def clear_cache() -> None:
     """Forget parsed settings (tests change the environment between cases)."""
-    for loader in (common_settings, stage_settings, validator_settings, execution_settings, slot_settings):
+    loaders = (
+        common_settings,
+        stage_settings,
+        validator_settings,
+        execution_settings,
+        slot_settings,
+        completion_settings,
+        api_settings,
+    )
+    for loader in loaders:
         loader.cache_clear()

@@ -1,0 +1,210 @@
+"""What a job costs on SageMaker, priced from the dated table in the settings (the ``InstancePrices`` parameter).
+
+**Billed.** Every SageMaker job of ours that ends (completed, failed or stopped; every attempt, a stale one
+included) is described once by ``complete_stage``, and ``billing_entry`` turns the description into its billable
+seconds and instance: a training job's ``BillableTimeInSeconds`` (with managed spot, SageMaker counts only what it
+bills there), a processing job's ``ProcessingEndTime - ProcessingStartTime``, times the instance count. The entry is
+priced when it is recorded, with the table's date beside the figure; ``summary`` adds them up per stage for the job
+record's view.
+
+**Estimated.** Before an upload, ``estimate`` predicts each stage's billable seconds from the declared photo count
+and the preset on the configured instances (``StageTimes``: SfM and compression from our CPU benchmarks, training
+from published GPU figures), and gives the most one attempt can bill: each stage's MaxRuntime at its price.
+
+Only SageMaker instance time is counted: Lambda, Step Functions, DynamoDB, S3 storage and transfer are left out
+(cents per job beside the GPU hours).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+from spaceport.cloud.models import SAGEMAKER_STAGES, Stage
+
+
+class PriceTable(BaseModel):
+    """On-demand prices per instance-hour, as of a date, in one region (SageMaker's prices differ by region)."""
+
+    as_of: date
+    region: str
+    currency: str = "USD"
+    source: str
+    per_hour: dict[str, float] = Field(min_length=1)
+
+    @field_validator("per_hour")
+    @classmethod
+    def _positive(cls, prices: dict[str, float]) -> dict[str, float]:
+        bad = sorted(name for name, price in prices.items() if not price > 0)
+        if bad:
+            raise ValueError(f"prices must be positive: {', '.join(bad)}")
+        return prices
+
+    @classmethod
+    def parse(cls, text: str | dict[str, Any]) -> PriceTable:
+        return cls.model_validate(json.loads(text) if isinstance(text, str) else text)
+
+    def cost(self, instance_type: str, seconds: float, count: int = 1) -> float | None:
+        """What ``count`` instances of ``instance_type`` cost for ``seconds``; None when the table has no price."""
+        price = self.per_hour.get(instance_type)
+        return None if price is None else round(price * count * seconds / 3600, 4)
+
+    def basis(self) -> str:
+        return f"SageMaker on-demand prices in {self.region} as of {self.as_of.isoformat()} ({self.source})"
+
+
+def _seconds_between(start: Any, end: Any) -> float:
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        return 0.0
+    return max(0.0, (end - start).total_seconds())
+
+
+def billing_entry(stage: Stage, description: dict[str, Any], prices: PriceTable) -> dict[str, Any]:
+    """One ended SageMaker job's billable seconds, instance and priced cost, from its Describe*Job answer.
+
+    A processing job that never started (no ``ProcessingStartTime``: refused, or stopped while it was
+    provisioned) billed nothing.
+    """
+    if "TrainingJobName" in description:
+        resources = description.get("ResourceConfig", {})
+        seconds = float(description.get("BillableTimeInSeconds") or 0)
+        if not seconds and not description.get("EnableManagedSpotTraining"):
+            seconds = _seconds_between(description.get("TrainingStartTime"), description.get("TrainingEndTime"))
+        status = description.get("TrainingJobStatus")
+    else:
+        resources = description.get("ProcessingResources", {}).get("ClusterConfig", {})
+        seconds = _seconds_between(description.get("ProcessingStartTime"), description.get("ProcessingEndTime"))
+        status = description.get("ProcessingJobStatus")
+    instance_type, count = str(resources.get("InstanceType", "")), int(resources.get("InstanceCount", 1))
+    entry: dict[str, Any] = {
+        "stage": stage.value,
+        "status": status,
+        "instance_type": instance_type,
+        "instance_count": count,
+        "billable_seconds": round(seconds, 1),
+        "prices_as_of": prices.as_of.isoformat(),
+    }
+    if description.get("EnableManagedSpotTraining"):
+        entry["spot"] = True
+    cost = prices.cost(instance_type, seconds, count)
+    if cost is not None:
+        entry["cost"] = cost
+    return entry
+
+
+def summary(billing: dict[str, dict[str, Any]], prices: PriceTable) -> dict[str, Any]:
+    """The job's SageMaker cost so far, per stage and in all, from the billing entries its record holds (keyed by
+    SageMaker job name: retries and stopped attempts count too). An instance the table has no price for is named,
+    never counted as free."""
+    stages: dict[str, dict[str, Any]] = {}
+    unpriced: set[str] = set()
+    for entry in billing.values():
+        stage = stages.setdefault(entry["stage"], {"jobs": 0, "billable_seconds": 0.0, "cost": 0.0, "instances": []})
+        stage["jobs"] += 1
+        stage["billable_seconds"] = round(stage["billable_seconds"] + entry["billable_seconds"], 1)
+        if entry["instance_type"] not in stage["instances"]:
+            stage["instances"].append(entry["instance_type"])
+        if "cost" in entry:
+            stage["cost"] = round(stage["cost"] + entry["cost"], 4)
+        elif entry["billable_seconds"] > 0:
+            unpriced.add(entry["instance_type"])
+    dates = sorted({entry["prices_as_of"] for entry in billing.values()}) or [prices.as_of.isoformat()]
+    view: dict[str, Any] = {
+        "currency": prices.currency,
+        "total": round(sum(stage["cost"] for stage in stages.values()), 2),
+        "stages": stages,
+        "prices_as_of": dates[-1] if len(dates) == 1 else dates,
+        "basis": f"billable SageMaker seconds at {prices.basis()}; "
+        "Lambda, Step Functions, DynamoDB and S3 not included",
+    }
+    if unpriced:
+        view["unpriced"] = f"no price in InstancePrices for {', '.join(sorted(unpriced))}: the total leaves them out"
+    return view
+
+
+class StageTimes(BaseModel):
+    """How long each stage runs, for the estimate before an upload. Every photo is taken at SfM's 1600 px (larger
+    photos are scaled down to it; smaller ones cost less).
+
+    SfM: extraction and matching at 5.4 core-seconds per photo (benchmarks/RESULTS.md "Scaling: structure from
+    motion", the GPS grid at 128 photos of 1600 px on 2 cores, the costlier layout), spread over the instance's
+    vCPUs; mapping 250 s at 128 photos growing with photos^1.9 (the walk's fitted exponent, the worse layout), on
+    one core's pace. Training: published 3DGS-family figures on one GPU (30k steps of Mip-NeRF 360 scenes in 22 to
+    30 minutes: about 0.06 s per step at up to 3 M Gaussians); not measured by us, no GPU was lent. Compression:
+    2.3e-4 core-seconds per Gaussian at SH 3 (RESULTS.md "Scaling: compression", 3 M Gaussians in 338 s on 2 cores)
+    at the preset's cap. Each stage adds ``startup_s`` for the image and data download SageMaker bills.
+    """
+
+    sfm_core_s_per_photo: float = 5.4
+    sfm_mapping_s_at_128: float = 250.0
+    sfm_mapping_exponent: float = 1.9
+    train_s_per_step: float = 0.06
+    compress_core_s_per_gaussian: float = 2.3e-4
+    startup_s: float = 120.0
+
+    def sfm_seconds(self, photos: int, vcpus: int) -> float:
+        mapping = self.sfm_mapping_s_at_128 * (photos / 128) ** self.sfm_mapping_exponent
+        return self.startup_s + self.sfm_core_s_per_photo * photos / vcpus + mapping
+
+    def train_seconds(self, iterations: int) -> float:
+        return self.startup_s + self.train_s_per_step * iterations
+
+    def compress_seconds(self, gaussians: int, vcpus: int) -> float:
+        return self.startup_s + self.compress_core_s_per_gaussian * gaussians / vcpus
+
+
+# vCPUs of the processing instance sizes (the same in every family SageMaker offers for processing).
+VCPUS_BY_SIZE = {"large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32, "9xlarge": 36,
+                 "12xlarge": 48, "16xlarge": 64, "18xlarge": 72, "24xlarge": 96}  # fmt: skip
+
+
+def vcpus(instance_type: str) -> int:
+    """vCPUs of an ``ml.<family>.<size>`` instance (2 when the size is unknown: the estimate errs long)."""
+    return VCPUS_BY_SIZE.get(instance_type.rsplit(".", 1)[-1], 2)
+
+
+def estimate(
+    prices: PriceTable,
+    instances: dict[Stage, str],
+    max_runtime_s: dict[Stage, int],
+    photos: int,
+    iterations: int,
+    max_gaussians: int,
+    times: StageTimes | None = None,
+) -> dict[str, Any]:
+    """The expected SageMaker cost of a job of ``photos`` photos trained for ``iterations`` steps up to
+    ``max_gaussians``, on ``instances``; and the most one attempt of each stage can bill (its MaxRuntime)."""
+    times = times or StageTimes()
+    seconds = {
+        Stage.SFM: times.sfm_seconds(photos, vcpus(instances[Stage.SFM])),
+        Stage.TRAIN: times.train_seconds(iterations),
+        Stage.COMPRESS: times.compress_seconds(max_gaussians, vcpus(instances[Stage.COMPRESS])),
+    }
+    stages: dict[str, dict[str, Any]] = {}
+    unpriced = []
+    for stage in SAGEMAKER_STAGES:
+        instance = instances[stage]
+        expected = min(seconds[stage], max_runtime_s[stage])
+        cost, at_most = prices.cost(instance, expected), prices.cost(instance, max_runtime_s[stage])
+        stages[stage.value] = {"instance_type": instance, "seconds": math.ceil(expected), "cost": cost,
+                               "at_most": at_most}  # fmt: skip
+        if cost is None:
+            unpriced.append(instance)
+    view: dict[str, Any] = {
+        "currency": prices.currency,
+        "stages": stages,
+        "photos": photos,
+        "prices_as_of": prices.as_of.isoformat(),
+        "basis": f"{prices.basis()}; expected seconds from our CPU benchmarks (SfM, compression) and published "
+        "GPU training figures, for photos of 1600 px or more; 'at_most' is each stage's MaxRuntime, per attempt",
+    }
+    if unpriced:
+        view["unpriced"] = f"no price in InstancePrices for {', '.join(sorted(set(unpriced)))}"
+    else:
+        view["total"] = round(sum(stage["cost"] for stage in stages.values()), 2)
+        view["at_most"] = round(sum(stage["at_most"] for stage in stages.values()), 2)
+    return view

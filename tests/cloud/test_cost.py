@@ -1,0 +1,220 @@
+"""What a job costs: each ended SageMaker job's billable seconds and instance in the record, priced from the dated
+table in the settings, shown by GET /jobs/{id}; and POST /jobs's estimate from the declared photo count and preset."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from spaceport.cloud.cost import PriceTable, billing_entry, summary
+from spaceport.cloud.models import Stage
+
+from . import harness
+from .test_api import call, create
+from .test_pipeline_e2e import upload_zip, wait_for
+
+PRICES = PriceTable.parse(harness.load_template()["Parameters"]["InstancePrices"]["Default"])
+
+
+def hourly(instance_type: str) -> float:
+    return PRICES.per_hour[instance_type]
+
+
+def test_a_finished_job_shows_each_stages_billable_seconds_instance_and_cost(world):
+    # GIVEN SageMaker bills 900 s of sfm, 3600 s of training and 300 s of compression
+    world.push_images()
+    # WHEN the job runs to its end and is read through the API
+    started = upload_zip(world, "job-costed")
+    assert world.run(started["execution_arn"])["status"] == "SUCCEEDED"
+    status, view = call(world, "api_get_job.json", path="/jobs/job-costed")
+    # THEN every stage shows its instance, seconds and cost at the table's prices, with the table's date
+    assert status == 200
+    cost = view["cost"]
+    assert cost["prices_as_of"] == PRICES.as_of.isoformat() and cost["currency"] == "USD"
+    expected = {
+        "sfm": ("ml.c5.4xlarge", 900.0),
+        "train": ("ml.g5.xlarge", 3600.0),
+        "compress": ("ml.m5.2xlarge", 300.0),
+    }
+    for stage, (instance, seconds) in expected.items():
+        figures = cost["stages"][stage]
+        assert figures["instances"] == [instance] and figures["billable_seconds"] == seconds
+        assert figures["cost"] == pytest.approx(hourly(instance) * seconds / 3600, abs=1e-4)
+    total = sum(hourly(instance) * seconds / 3600 for instance, seconds in expected.values())
+    assert cost["total"] == pytest.approx(total, abs=0.01)
+    assert "unpriced" not in cost
+    # AND the record itself keeps each SageMaker job's entry, named by the job
+    billing = world.job("job-costed")["billing"]
+    assert {entry["stage"] for entry in billing.values()} == {"sfm", "train", "compress"}
+    assert all(name.startswith("sp-job-costed-") for name in billing)
+
+
+def test_a_retried_stage_bills_every_attempt(world):
+    # GIVEN SageMaker fails the first training job for capacity after it ran, and the retry succeeds
+    world.push_images()
+    world.sagemaker.script["train"].append(("fail", "CapacityError: Unable to provision requested ML compute capacity"))
+    # WHEN the job runs
+    started = upload_zip(world, "job-two-trainings")
+    assert world.run(started["execution_arn"])["status"] == "SUCCEEDED"
+    # THEN both training jobs are in the cost: two jobs, twice the seconds
+    _, view = call(world, "api_get_job.json", path="/jobs/job-two-trainings")
+    train = view["cost"]["stages"]["train"]
+    assert train["jobs"] == 2 and train["billable_seconds"] == 7200.0
+    assert train["cost"] == pytest.approx(2 * hourly("ml.g5.xlarge"), abs=1e-3)
+
+
+def test_a_stopped_job_nothing_waits_for_still_bills(world):
+    # GIVEN the first train starter creates its job and then fails; the retry's job finishes the run
+    world.push_images()
+    world.sagemaker.script["train"].append(("silent",))
+    world.errors_after_handler["start_stage"].append("ServiceException")
+    world.errors_after_handler["start_stage"].appendleft(None)
+    started = upload_zip(world, "job-orphan-billed")
+    assert world.run(started["execution_arn"])["status"] == "SUCCEEDED"
+    orphan = next(r["TrainingJobName"] for op, r in world.sagemaker.requests if op == "create_training_job")
+    assert orphan in world.sagemaker.stopped
+    # WHEN SageMaker's event for the stopped job arrives, long after the execution ended
+    event = world.state_change_event("train", orphan)
+    result = world.handlers["complete_stage"].lambda_handler(event, harness.FakeContext())
+    # THEN it resumes nothing, but its seconds are in the job's cost
+    assert "ignored" in result
+    billing = world.job("job-orphan-billed")["billing"]
+    assert billing[orphan]["status"] == "Stopped" and billing[orphan]["billable_seconds"] == 3600.0
+    _, view = call(world, "api_get_job.json", path="/jobs/job-orphan-billed")
+    assert view["cost"]["stages"]["train"]["jobs"] == 2
+
+
+def test_a_duplicate_event_does_not_bill_twice(world):
+    # GIVEN a job whose sfm job waits for its event
+    world.push_images()
+    world.sagemaker.script["sfm"].append(("silent",))
+    started = upload_zip(world, "job-dup-bill")
+    wait_for(lambda: world.sagemaker.outcomes, "the sfm stage to wait")
+    name = world.job("job-dup-bill")["sagemaker_job"]
+    event = world.state_change_event("sfm", name)
+    # WHEN EventBridge delivers its event twice
+    for _ in range(2):
+        world.handlers["complete_stage"].lambda_handler(event, harness.FakeContext())
+    assert world.run(started["execution_arn"])["status"] == "SUCCEEDED"
+    # THEN the sfm stage is billed once
+    _, view = call(world, "api_get_job.json", path="/jobs/job-dup-bill")
+    assert view["cost"]["stages"]["sfm"]["jobs"] == 1
+    assert view["cost"]["stages"]["sfm"]["billable_seconds"] == 900.0
+
+
+def test_spot_training_bills_what_sagemaker_counts_as_billable():
+    # GIVEN a managed spot training job that trained 3600 s, of which SageMaker bills 1200 s
+    description = {
+        "TrainingJobName": "sp-job-spot-train-a1-abcdef",
+        "TrainingJobStatus": "Completed",
+        "ResourceConfig": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
+        "EnableManagedSpotTraining": True,
+        "TrainingTimeInSeconds": 3600,
+        "BillableTimeInSeconds": 1200,
+    }
+    # WHEN its billing entry is made
+    entry = billing_entry(Stage.TRAIN, description, PRICES)
+    # THEN it counts the billable 1200 s at the on-demand price, marked spot
+    assert entry["billable_seconds"] == 1200.0 and entry["spot"] is True
+    assert entry["cost"] == pytest.approx(hourly("ml.g5.xlarge") / 3, abs=1e-4)
+
+
+def test_a_processing_job_that_never_started_bills_nothing():
+    # GIVEN a processing job stopped while its instance was provisioned (no ProcessingStartTime)
+    description = {
+        "ProcessingJobName": "sp-job-x-sfm-a1-abcdef",
+        "ProcessingJobStatus": "Stopped",
+        "ProcessingResources": {"ClusterConfig": {"InstanceType": "ml.c5.4xlarge", "InstanceCount": 1}},
+        "ProcessingEndTime": datetime(2026, 12, 6, tzinfo=UTC),
+    }
+    # WHEN its billing entry is made THEN it bills no second
+    entry = billing_entry(Stage.SFM, description, PRICES)
+    assert entry["billable_seconds"] == 0.0 and entry["cost"] == 0.0
+
+
+def test_an_instance_without_a_price_is_named_not_counted_as_free():
+    # GIVEN a compress job that ran 600 s on an instance the price table does not list
+    start = datetime(2026, 12, 6, tzinfo=UTC)
+    description = {
+        "ProcessingJobName": "sp-job-x-compress-a1-abcdef",
+        "ProcessingJobStatus": "Completed",
+        "ProcessingResources": {"ClusterConfig": {"InstanceType": "ml.x9.mega", "InstanceCount": 1}},
+        "ProcessingStartTime": start,
+        "ProcessingEndTime": start + timedelta(seconds=600),
+    }
+    # WHEN the job's cost is summed
+    view = summary({"sp-job-x-compress-a1-abcdef": billing_entry(Stage.COMPRESS, description, PRICES)}, PRICES)
+    # THEN the instance is named as unpriced, its seconds are kept, and the total says it leaves it out
+    assert "ml.x9.mega" in view["unpriced"] and "InstancePrices" in view["unpriced"]
+    assert view["stages"]["compress"]["billable_seconds"] == 600.0
+
+
+def test_create_job_returns_an_estimate_from_the_declared_photos_and_preset(world):
+    # GIVEN a user who will upload 300 photos with the default preset, and one who will use the quality preset
+    # WHEN each creates a job
+    status, default = create(world, {"photo_count": 300})
+    _, quality = create(world, {"photo_count": 300, "preset": "quality"})
+    _, small = create(world, {"photo_count": 30})
+    # THEN each gets an estimate per stage on the configured instances, priced from the dated table
+    assert status == 201
+    estimate = default["estimate"]
+    assert estimate["photos"] == 300 and estimate["prices_as_of"] == PRICES.as_of.isoformat()
+    assert {stage: figures["instance_type"] for stage, figures in estimate["stages"].items()} == {
+        "sfm": "ml.c5.4xlarge",
+        "train": "ml.g5.xlarge",
+        "compress": "ml.m5.2xlarge",
+    }
+    for figures in estimate["stages"].values():
+        assert figures["cost"] == pytest.approx(hourly(figures["instance_type"]) * figures["seconds"] / 3600, abs=1e-3)
+    assert estimate["total"] == pytest.approx(sum(f["cost"] for f in estimate["stages"].values()), abs=0.01)
+    # AND the most an attempt can bill is each stage's MaxRuntime at its price
+    at_most = 7200 / 3600 * hourly("ml.c5.4xlarge") + 14400 / 3600 * hourly("ml.g5.xlarge")
+    at_most += 3600 / 3600 * hourly("ml.m5.2xlarge")
+    assert estimate["at_most"] == pytest.approx(at_most, abs=0.01)
+    # AND more steps or more photos cost more
+    assert quality["estimate"]["stages"]["train"]["seconds"] > estimate["stages"]["train"]["seconds"]
+    assert small["estimate"]["stages"]["sfm"]["seconds"] < estimate["stages"]["sfm"]["seconds"]
+    assert small["estimate"]["total"] < estimate["total"] < quality["estimate"]["total"]
+
+
+def test_photo_files_named_for_upload_are_the_estimates_count(world):
+    # GIVEN an upload of named photo files and no declared count
+    names = [f"IMG_{index:04d}.jpg" for index in range(12)]
+    # WHEN the job is created
+    _, body = create(world, {"upload": "images", "file_names": names})
+    # THEN the estimate counts the files
+    assert body["estimate"]["photos"] == 12
+
+
+def test_without_a_photo_count_the_estimate_says_what_to_declare(world):
+    # GIVEN a zip upload announced without its photo count
+    # WHEN the job is created
+    status, body = create(world, {})
+    # THEN the job is created, and the estimate says what it needs
+    assert status == 201 and "photo_count" in body["estimate"]["missing"]
+
+
+def test_a_price_table_with_a_bad_price_fails_loudly(monkeypatch):
+    # GIVEN an InstancePrices parameter with a negative price
+    from spaceport.cloud import settings
+
+    table = json.loads(harness.load_template()["Parameters"]["InstancePrices"]["Default"])
+    table["per_hour"]["ml.g5.xlarge"] = -1
+    monkeypatch.setenv("INSTANCE_PRICES", json.dumps(table))
+    settings.clear_cache()
+    # WHEN the API's settings are read THEN the error names the variable and the instance
+    with pytest.raises(settings.SettingsError, match=r"(?s)INSTANCE_PRICES.*ml\.g5\.xlarge"):
+        settings.api_settings()
+
+
+def test_the_default_price_table_is_dated_and_prices_every_default_instance():
+    # GIVEN the template's parameters
+    parameters = harness.load_template()["Parameters"]
+    # WHEN the default price table is read
+    table = PriceTable.parse(parameters["InstancePrices"]["Default"])
+    # THEN it prices each stage's default instance, and it is dated
+    for name in ("SfmInstanceType", "TrainInstanceType", "CompressInstanceType"):
+        assert parameters[name]["Default"] in table.per_hour, name
+    assert table.as_of.year >= 2024 and table.region
