@@ -205,6 +205,8 @@ def _measure_here(archive: Path, tmp_dir: Path) -> dict[str, Any]:
         "SPACEPORT_MAX_EXPANDED_BYTES": params["MaxExpandedBytes"],
         "SPACEPORT_MAX_IMAGE_PIXELS": params["MaxImagePixels"],
         "TRAIN_INSTANCE_TYPE": params["TrainInstanceType"], "DEFAULT_PRESET": params["DefaultPreset"],
+        "SFM_INSTANCE_TYPE": params["SfmInstanceType"], "COMPRESS_INSTANCE_TYPE": params["CompressInstanceType"],
+        "SFM_VOLUME_GB": params["SfmVolumeSizeGB"], "COMPRESS_VOLUME_GB": params["CompressVolumeSizeGB"],
     })  # fmt: skip
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tempfile.tempdir = str(tmp_dir)  # the Lambda's /tmp

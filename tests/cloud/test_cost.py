@@ -218,3 +218,17 @@ def test_the_default_price_table_is_dated_and_prices_every_default_instance():
     for name in ("SfmInstanceType", "TrainInstanceType", "CompressInstanceType"):
         assert parameters[name]["Default"] in table.per_hour, name
     assert table.as_of.year >= 2024 and table.region
+
+
+def test_an_estimate_beyond_a_stages_runtime_limit_warns_before_the_upload(world):
+    # GIVEN a 1,000-photo capture (SfM's mapping alone is expected to take hours) and SfmMaxRuntimeSeconds of 2 h
+    # WHEN the job is created
+    _, body = create(world, {"photo_count": 1000})
+    # THEN the estimate warns that sfm would be stopped at its limit, and prices it at most up to that limit
+    estimate = body["estimate"]
+    assert estimate["stages"]["sfm"]["seconds"] > 7200
+    assert any("sfm" in warning and "SfmMaxRuntimeSeconds" in warning for warning in estimate["warnings"])
+    assert estimate["stages"]["sfm"]["cost"] == pytest.approx(2 * hourly("ml.c5.4xlarge"), abs=1e-3)
+    # AND a small job has no warning
+    _, small = create(world, {"photo_count": 30})
+    assert "warnings" not in small["estimate"]

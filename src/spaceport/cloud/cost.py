@@ -177,7 +177,8 @@ def estimate(
     times: StageTimes | None = None,
 ) -> dict[str, Any]:
     """The expected SageMaker cost of a job of ``photos`` photos trained for ``iterations`` steps up to
-    ``max_gaussians``, on ``instances``; and the most one attempt of each stage can bill (its MaxRuntime)."""
+    ``max_gaussians``, on ``instances``; the most one attempt of each stage can bill (its MaxRuntime); and a warning
+    for each stage expected to run past its MaxRuntime (billed up to it, then stopped)."""
     times = times or StageTimes()
     seconds = {
         Stage.SFM: times.sfm_seconds(photos, vcpus(instances[Stage.SFM])),
@@ -185,15 +186,20 @@ def estimate(
         Stage.COMPRESS: times.compress_seconds(max_gaussians, vcpus(instances[Stage.COMPRESS])),
     }
     stages: dict[str, dict[str, Any]] = {}
-    unpriced = []
+    unpriced, warnings = [], []
     for stage in SAGEMAKER_STAGES:
         instance = instances[stage]
         expected = min(seconds[stage], max_runtime_s[stage])
         cost, at_most = prices.cost(instance, expected), prices.cost(instance, max_runtime_s[stage])
-        stages[stage.value] = {"instance_type": instance, "seconds": math.ceil(expected), "cost": cost,
+        stages[stage.value] = {"instance_type": instance, "seconds": math.ceil(seconds[stage]), "cost": cost,
                                "at_most": at_most}  # fmt: skip
         if cost is None:
             unpriced.append(instance)
+        if seconds[stage] > max_runtime_s[stage]:
+            warnings.append(
+                f"{stage} is expected to take about {seconds[stage] / 3600:.1f} h, more than "
+                f"{stage.value.title()}MaxRuntimeSeconds ({max_runtime_s[stage]} s): SageMaker would stop it there"
+            )
     view: dict[str, Any] = {
         "currency": prices.currency,
         "stages": stages,
@@ -202,6 +208,8 @@ def estimate(
         "basis": f"{prices.basis()}; expected seconds from our CPU benchmarks (SfM, compression) and published "
         "GPU training figures, for photos of 1600 px or more; 'at_most' is each stage's MaxRuntime, per attempt",
     }
+    if warnings:
+        view["warnings"] = warnings
     if unpriced:
         view["unpriced"] = f"no price in InstancePrices for {', '.join(sorted(set(unpriced)))}"
     else:

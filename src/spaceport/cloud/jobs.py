@@ -10,7 +10,8 @@ job's place in upload order (the slots table hands it out; queues serve the lowe
 ``ticket``, ``since``, ``position`` when it joined) is there while the job is QUEUED for a stage's slot; a stage's
 ``quota_refused_since`` is when SageMaker first answered ResourceLimitExceeded to it (epoch seconds). ``billing`` maps
 each of the job's ended SageMaker jobs (every attempt) to its billable seconds, instance and priced cost
-(``spaceport.cloud.cost.billing_entry``).
+(``spaceport.cloud.cost.billing_entry``). ``resources`` holds the instance type and volume the validate step chose for
+each Processing stage from the job's size (``spaceport.cloud.stage_resources``).
 
 The token is removed only after Step Functions accepted it (``release_token``), and only while it is still the
 one stored for that SageMaker job: a send that failed leaves it for the redelivered event, and a late event of an
@@ -353,6 +354,14 @@ class JobsTable:
                 return False
             raise
         return True
+
+    def set_resources(self, job_id: str, resources: dict[str, Any]) -> None:
+        """Keep the instance and volume each Processing stage will get (a retry reuses them)."""
+        self._table.update_item(
+            Key={"job_id": job_id},
+            UpdateExpression="SET resources = :resources, updated_at = :now",
+            ExpressionAttributeValues={":resources": to_dynamo(resources), ":now": now()},
+        )
 
     def record_billing(self, job_id: str, sagemaker_job: str, entry: dict[str, Any]) -> bool:
         """Keep what an ended SageMaker job of this job billed, under its name: a duplicate event writes the same

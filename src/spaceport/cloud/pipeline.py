@@ -82,21 +82,27 @@ def clock() -> float:
     return time.time()
 
 
-def quota_name(settings: StageSettings, stage: Stage) -> str:
-    """The Service Quotas name (Amazon SageMaker) that limits how many of the stage's jobs may run at once."""
+def quota_name(settings: StageSettings, stage: Stage, instance_type: str) -> str:
+    """The Service Quotas name (Amazon SageMaker) that limits how many of the stage's jobs on ``instance_type`` may
+    run at once."""
     if stage is Stage.TRAIN:
         usage = "spot training job usage" if settings.spot_training else "training job usage"
-        return f"{settings.train_instance_type} for {usage}"
-    instance = settings.sfm_instance_type if stage is Stage.SFM else settings.compress_instance_type
-    return f"{instance} for processing job usage"
+        return f"{instance_type} for {usage}"
+    return f"{instance_type} for processing job usage"
 
 
-def _quota_refusal(settings: StageSettings, task: StartStageInput, error: ClientError) -> Exception:
+def _instance_type(request: dict[str, Any]) -> str:
+    if "ResourceConfig" in request:
+        return str(request["ResourceConfig"]["InstanceType"])
+    return str(request["ProcessingResources"]["ClusterConfig"]["InstanceType"])
+
+
+def _quota_refusal(settings: StageSettings, task: StartStageInput, error: ClientError, instance_type: str) -> Exception:
     """The error a ResourceLimitExceeded becomes: retried while the stage has waited less than QuotaWaitSeconds
     since SageMaker first refused it, then fatal with a reason that names the quota."""
     at = clock()
     since = JobsTable(settings.jobs_table).note_quota_refusal(task.job_id, task.stage, at)
-    waited, quota = at - since, quota_name(settings, task.stage)
+    waited, quota = at - since, quota_name(settings, task.stage, instance_type)
     message = error.response["Error"].get("Message", "")
     if waited < settings.quota_wait_s:
         return SageMakerQuotaExceededError(
@@ -117,10 +123,11 @@ def _bucket_key(uri: str) -> tuple[str, str]:
 
 
 def _build_request(settings: StageSettings, stage: Stage, name: str, job: dict[str, Any]) -> tuple[str, dict]:
-    job_id = job["job_id"]
+    job_id, resources = job["job_id"], job.get("resources") or {}
     if stage is Stage.SFM:
         image = resolve_image(settings.sfm_repository, settings.sfm_image_tag)
-        return "create_processing_job", sfm_request(settings, name, job_id, image, job.get("options", {}))
+        request = sfm_request(settings, name, job_id, image, job.get("options", {}), resources.get(stage.value))
+        return "create_processing_job", request
     if stage is Stage.TRAIN:
         if "sfm" not in job.get("outputs", {}):
             raise MissingStageOutputError(f"job {job_id} has no sfm output to train on")
@@ -130,7 +137,9 @@ def _build_request(settings: StageSettings, stage: Stage, name: str, job: dict[s
     if not model_uri:
         raise MissingStageOutputError(f"job {job_id} has no trained model to compress")
     image = resolve_image(settings.compress_repository, settings.compress_image_tag)
-    return "create_processing_job", compress_request(settings, name, job_id, image, model_uri)
+    return "create_processing_job", compress_request(
+        settings, name, job_id, image, model_uri, resources.get("compress")
+    )
 
 
 def start_stage(settings: StageSettings, task: StartStageInput) -> dict[str, Any]:
@@ -163,7 +172,7 @@ def start_stage(settings: StageSettings, task: StartStageInput) -> dict[str, Any
         if code in QUOTA_CODES:
             if task.execution:  # the stage's other jobs wait until this one, first in line, has its instance
                 slots.note_quota_wait(settings, task.stage, task.execution, waiting=True)
-            raise _quota_refusal(settings, task, error) from error
+            raise _quota_refusal(settings, task, error, _instance_type(request)) from error
         if code in CAPACITY_CODES:
             raise SageMakerCapacityUnavailableError(f"{task.stage}: {error}") from error
         raise

@@ -95,11 +95,18 @@ def _processing_request(
 
 
 def sfm_request(
-    settings: StageSettings, name: str, job_id: str, image_uri: str, options: dict[str, Any] | None = None
+    settings: StageSettings,
+    name: str,
+    job_id: str,
+    image_uri: str,
+    options: dict[str, Any] | None = None,
+    resources: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """CreateProcessingJob for structure from motion over the validated photos, with the validate Lambda's limits
     (the stage checks the photos again with the same validator: it must reach the same verdict); a job whose
-    options say ``"georef": false`` keeps SfM's own frame (``--no-georef``)."""
+    options say ``"georef": false`` keeps SfM's own frame (``--no-georef``). ``resources`` (the job record's, chosen
+    for its size) override the configured instance type and volume."""
+    resources = resources or {}
     return _processing_request(
         settings,
         name=name,
@@ -108,16 +115,24 @@ def sfm_request(
         image_uri=image_uri,
         input_name="images",
         input_uri=images_prefix(settings.data_bucket, job_id),
-        instance_type=settings.sfm_instance_type,
-        volume_gb=settings.sfm_volume_gb,
+        instance_type=resources.get("instance_type", settings.sfm_instance_type),
+        volume_gb=int(resources.get("volume_gb", settings.sfm_volume_gb)),
         max_runtime_s=settings.sfm_max_runtime_s,
         environment=settings.limits_environment(),
         arguments=["--no-georef"] if (options or {}).get("georef") is False else None,
     )
 
 
-def compress_request(settings: StageSettings, name: str, job_id: str, image_uri: str, model_uri: str) -> dict:
-    """CreateProcessingJob that turns the trained model.tar.gz into SOG."""
+def compress_request(
+    settings: StageSettings,
+    name: str,
+    job_id: str,
+    image_uri: str,
+    model_uri: str,
+    resources: dict[str, Any] | None = None,
+) -> dict:
+    """CreateProcessingJob that turns the trained model.tar.gz into SOG, on the job's ``resources`` if recorded."""
+    resources = resources or {}
     return _processing_request(
         settings,
         name=name,
@@ -126,8 +141,8 @@ def compress_request(settings: StageSettings, name: str, job_id: str, image_uri:
         image_uri=image_uri,
         input_name="model",
         input_uri=model_uri,
-        instance_type=settings.compress_instance_type,
-        volume_gb=settings.compress_volume_gb,
+        instance_type=resources.get("instance_type", settings.compress_instance_type),
+        volume_gb=int(resources.get("volume_gb", settings.compress_volume_gb)),
         max_runtime_s=settings.compress_max_runtime_s,
     )
 

@@ -102,11 +102,17 @@ class StageSettings(SlotSettings, ValidatorLimits):
 
 
 class ValidatorSettings(CommonSettings, ValidatorLimits):
-    """The validate Lambda: the jobs table and bucket, the validator's limits, and what the train stage will run on
-    (its instance type and the default preset), so a job too large for that GPU is refused before SfM."""
+    """The validate Lambda: the jobs table and bucket, the validator's limits, and what the stages will run on (the
+    instance types, volumes and the default preset), so a job too large for them is refused before SfM and the
+    Processing stages get instances sized for the job."""
 
     train_instance_type: str = Field(alias="TRAIN_INSTANCE_TYPE")
     default_preset: str = Field(alias="DEFAULT_PRESET")
+    # The Processing stages' smallest instances and volumes: a larger job gets more (spaceport.cloud.stage_resources).
+    sfm_instance_type: str = Field(alias="SFM_INSTANCE_TYPE")
+    compress_instance_type: str = Field(alias="COMPRESS_INSTANCE_TYPE")
+    sfm_volume_gb: int = Field(alias="SFM_VOLUME_GB", ge=1, le=16_384)
+    compress_volume_gb: int = Field(alias="COMPRESS_VOLUME_GB", ge=1, le=16_384)
 
 
 class ExecutionSettings(SlotSettings):

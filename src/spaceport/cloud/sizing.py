@@ -74,10 +74,11 @@ SUGGESTED = ("ml.g4dn.xlarge", "ml.g5.xlarge", "ml.g6e.xlarge", "ml.p4de.24xlarg
 
 @dataclass(frozen=True)
 class Photo:
-    """An accepted photo's size in pixels, as the validator read it."""
+    """An accepted photo's size in pixels (and in bytes), as the validator read it."""
 
     width: int
     height: int
+    bytes: int = 0
 
 
 def train_hyperparameters(options: dict[str, Any], default_preset: str) -> dict[str, str]:

@@ -9,7 +9,8 @@ A usable photo is published as soon as it is judged (a PUT of the bytes at hand,
 uploaded photo), so the upload is read once; if the upload is rejected after all, what was published is deleted.
 
 Accepted photos are then sized against the training GPU (``spaceport.cloud.sizing``): a job the ``TrainInstanceType``
-cannot hold is rejected here, naming what to change, rather than failing on the GPU after SfM.
+cannot hold is rejected here, naming what to change, rather than failing on the GPU after SfM. The Processing stages'
+instances and volumes are chosen for the job's size (``spaceport.cloud.stage_resources``) and kept in its record.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from spaceport.cloud.jobs import JobsTable
 from spaceport.cloud.models import Stage
 from spaceport.cloud.s3io import S3ObjectReader, read_object
 from spaceport.cloud.settings import ValidatorSettings
-from spaceport.cloud.sizing import Photo, refusal_reason
+from spaceport.cloud.sizing import Photo, refusal_reason, train_config
+from spaceport.cloud.stage_resources import StageTooLargeError, plan
 from spaceport.contract import StageError
 
 logger = Logger(child=True)
@@ -85,7 +87,7 @@ class _Publisher:
         """The key of ``image`` (a validator ``ImageInfo``), noted with its size for the GPU check."""
         key = self._prefix + image.relative
         self.keys.append(key)
-        self.photos.append(Photo(image.width, image.height))
+        self.photos.append(Photo(image.width, image.height, image.size_bytes))
         return key
 
 
@@ -139,14 +141,18 @@ def _validate_folder(settings: ValidatorSettings, prefix: str, publisher: _Publi
     return validate_files(files, read, _limits(settings), name=prefix, on_image=publish)
 
 
-def _check_size(settings: ValidatorSettings, options: dict[str, Any], photos: list[Photo]) -> None:
-    """Refuse a job whose training run the configured GPU cannot hold (the train stage would, after SfM)."""
+def _size_stages(settings: ValidatorSettings, options: dict[str, Any], photos: list[Photo]) -> dict[str, Any]:
+    """Refuse a job whose training run the configured GPU cannot hold (the train stage would, after SfM), or that no
+    instance of a Processing stage's family holds; else each Processing stage's instance and volume."""
     try:
         reason = refusal_reason(options, settings.default_preset, photos, settings.train_instance_type)
-    except StageError as error:  # options the train stage would refuse too (the API validates them first)
+        if reason is not None:
+            raise InputRejectedError(reason)
+        max_gaussians = train_config(options, settings.default_preset).max_gaussians
+        return plan(settings.sfm_instance_type, settings.sfm_volume_gb, settings.compress_instance_type,
+                    settings.compress_volume_gb, photos, max_gaussians)  # fmt: skip
+    except (StageError, StageTooLargeError) as error:  # StageError: options the train stage would refuse too
         raise InputRejectedError(str(error)) from error
-    if reason is not None:
-        raise InputRejectedError(reason)
 
 
 def validate_job(settings: ValidatorSettings, job_id: str) -> dict[str, Any]:
@@ -170,10 +176,11 @@ def validate_job(settings: ValidatorSettings, job_id: str) -> dict[str, Any]:
         if not report.accepted:
             problems = "; ".join(f"{p.path}: {p.message} ({p.code})" for p in report.problems)
             raise InputRejectedError(problems or "upload rejected")
-        _check_size(settings, job.get("options") or {}, publisher.photos)
+        resources = _size_stages(settings, job.get("options") or {}, publisher.photos)
     except BaseException:
         publisher.withdraw()
         raise
+    table.set_resources(job_id, resources)
     figures = {"images": report.images, "warnings": [w.message for w in report.warnings][:50]}
     images_uri = f"s3://{settings.data_bucket}/jobs/{job_id}/images/"
     table.end_stage(job_id, Stage.VALIDATE, "SUCCEEDED", figures, {"images": images_uri})
