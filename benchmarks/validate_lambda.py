@@ -207,6 +207,9 @@ def _measure_here(archive: Path, tmp_dir: Path) -> dict[str, Any]:
         "TRAIN_INSTANCE_TYPE": params["TrainInstanceType"], "DEFAULT_PRESET": params["DefaultPreset"],
         "SFM_INSTANCE_TYPE": params["SfmInstanceType"], "COMPRESS_INSTANCE_TYPE": params["CompressInstanceType"],
         "SFM_VOLUME_GB": params["SfmVolumeSizeGB"], "COMPRESS_VOLUME_GB": params["CompressVolumeSizeGB"],
+        "SFM_LARGEST_INSTANCE_TYPE": params["SfmLargestInstanceType"],
+        "COMPRESS_LARGEST_INSTANCE_TYPE": params["CompressLargestInstanceType"],
+        "SFM_MAX_RUNTIME_SECONDS": params["SfmMaxRuntimeSeconds"],
     })  # fmt: skip
     tmp_dir.mkdir(parents=True, exist_ok=True)
     tempfile.tempdir = str(tmp_dir)  # the Lambda's /tmp

@@ -287,7 +287,8 @@ class FakeSageMaker:
         seconds = self.seconds[self._stage_of(ProcessingJobName)]
         description.update(ProcessingStartTime=start, ProcessingEndTime=start + timedelta(seconds=seconds))
         request = next(r for op, r in self.requests if r.get("ProcessingJobName") == ProcessingJobName)
-        description["ProcessingResources"] = request["ProcessingResources"]  # moto leaves it out
+        # moto leaves these out of its description; SageMaker returns them as the request gave them.
+        description.update(ProcessingResources=request["ProcessingResources"], Environment=request["Environment"])
         return self._outcome(description, ProcessingJobName, "ProcessingJobStatus", "ExitMessage")
 
     def describe_training_job(self, TrainingJobName: str) -> dict[str, Any]:
@@ -298,6 +299,7 @@ class FakeSageMaker:
         description["FinalMetricDataList"] = final_metric_data(definitions, self.training_log)
         seconds = int(self.seconds["train"])
         description.update(TrainingTimeInSeconds=seconds, BillableTimeInSeconds=seconds)
+        description["Environment"] = request["Environment"]  # moto leaves it out; SageMaker returns it
         if request.get("EnableManagedSpotTraining"):
             description["EnableManagedSpotTraining"] = True
         return self._outcome(description, TrainingJobName, "TrainingJobStatus", "FailureReason")
@@ -419,7 +421,8 @@ class World:
             self.handlers["complete_stage"].lambda_handler(event, FakeContext())
 
     def _write_manifest(self, stage: str, name: str) -> None:
-        job_id = name.removeprefix("sp-").split(f"-{stage}-a")[0]
+        request = next(r for op, r in self.sagemaker.requests if r.get("ProcessingJobName") == name)
+        job_id = request["Environment"]["SPACEPORT_JOB_ID"]
         figures = {"sfm": {"registered_images": 4, "points": 1200}, "compress": {"bytes": 51234, "gaussians": 18234}}
         body = json.dumps({"stage": stage, **figures[stage], "files": {}})
         boto3.client("s3", region_name=REGION).put_object(

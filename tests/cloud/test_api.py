@@ -196,14 +196,14 @@ def test_an_archive_beyond_the_part_limit_is_refused_and_leaves_no_job(world):
 
 
 def test_images_upload_gets_one_url_per_photo_and_job_json_last(world):
-    # GIVEN the sample images request: two photos
+    # GIVEN the sample images request: eight photos (the template's MinImages)
     # WHEN it is posted
     status, body = create(world, event_file="api_create_job_images.json")
     # THEN each photo has its own PUT under uploads/<id>/, and job.json has one too
     assert status == 201
     job_id, upload = body["job_id"], body["upload"]
     assert upload["kind"] == "images"
-    assert sorted(upload["files"]) == ["IMG_0001.jpg", "IMG_0002.jpg"]
+    assert sorted(upload["files"]) == [f"IMG_{number:04d}.jpg" for number in range(1, 9)]
     for name, url in upload["files"].items():
         assert assert_upload_url(url, job_id) == f"uploads/{job_id}/{name}"
     assert assert_upload_url(upload["job_file"]["url"], job_id) == upload["job_file"]["key"]

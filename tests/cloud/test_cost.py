@@ -151,7 +151,16 @@ def test_an_instance_without_a_price_is_named_not_counted_as_free():
     assert view["stages"]["compress"]["billable_seconds"] == 600.0
 
 
-def test_create_job_returns_an_estimate_from_the_declared_photos_and_preset(world):
+@pytest.fixture
+def thousand_photos_allowed(monkeypatch):
+    """MaxImages 1000, as the template's default (the other cloud tests run with 100)."""
+    from spaceport.cloud import settings
+
+    monkeypatch.setenv("SPACEPORT_MAX_IMAGES", "1000")
+    settings.clear_cache()
+
+
+def test_create_job_returns_an_estimate_from_the_declared_photos_and_preset(world, thousand_photos_allowed):
     # GIVEN a user who will upload 300 photos with the default preset, and one who will use the quality preset
     # WHEN each creates a job
     status, default = create(world, {"photo_count": 300})
@@ -170,7 +179,7 @@ def test_create_job_returns_an_estimate_from_the_declared_photos_and_preset(worl
         assert figures["cost"] == pytest.approx(hourly(figures["instance_type"]) * figures["seconds"] / 3600, abs=1e-3)
     assert estimate["total"] == pytest.approx(sum(f["cost"] for f in estimate["stages"].values()), abs=0.01)
     # AND the most an attempt can bill is each stage's MaxRuntime at its price
-    at_most = 7200 / 3600 * hourly("ml.c5.4xlarge") + 14400 / 3600 * hourly("ml.g5.xlarge")
+    at_most = 21600 / 3600 * hourly("ml.c5.4xlarge") + 14400 / 3600 * hourly("ml.g5.xlarge")
     at_most += 3600 / 3600 * hourly("ml.m5.2xlarge")
     assert estimate["at_most"] == pytest.approx(at_most, abs=0.01)
     # AND more steps or more photos cost more
@@ -220,8 +229,12 @@ def test_the_default_price_table_is_dated_and_prices_every_default_instance():
     assert table.as_of.year >= 2024 and table.region
 
 
-def test_an_estimate_beyond_a_stages_runtime_limit_warns_before_the_upload(world):
+def test_an_estimate_beyond_a_stages_runtime_limit_warns_before_the_upload(world, thousand_photos_allowed, monkeypatch):
     # GIVEN a 1,000-photo capture (SfM's mapping alone is expected to take hours) and SfmMaxRuntimeSeconds of 2 h
+    from spaceport.cloud import settings
+
+    monkeypatch.setenv("SFM_MAX_RUNTIME_SECONDS", "7200")
+    settings.clear_cache()
     # WHEN the job is created
     _, body = create(world, {"photo_count": 1000})
     # THEN the estimate warns that sfm would be stopped at its limit, and prices it at most up to that limit
@@ -232,3 +245,39 @@ def test_an_estimate_beyond_a_stages_runtime_limit_warns_before_the_upload(world
     # AND a small job has no warning
     _, small = create(world, {"photo_count": 30})
     assert "warnings" not in small["estimate"]
+
+
+def test_a_photo_count_the_validator_would_refuse_is_refused_before_any_upload(world):
+    # GIVEN MaxImages 100 and MinImages 3
+    # WHEN users announce 500 photos, or 2
+    too_many, body = create(world, {"photo_count": 500})
+    too_few, _ = create(world, {"photo_count": 2})
+    # THEN both are told the range, and no job is recorded
+    assert too_many == 400 and too_few == 400
+    assert "3 to 100 photos" in body["message"] and "MaxImages" in body["message"]
+    assert world.table.scan()["Count"] == 0
+
+
+def test_a_completed_job_without_billable_times_is_flagged_not_free():
+    # GIVEN a completed processing job whose description lacks its start time
+    description = {
+        "ProcessingJobName": "sp-job-x-sfm-a1-abcdef",
+        "ProcessingJobStatus": "Completed",
+        "ProcessingResources": {"ClusterConfig": {"InstanceType": "ml.c5.4xlarge", "InstanceCount": 1}},
+        "ProcessingEndTime": datetime(2026, 12, 6, tzinfo=UTC),
+    }
+    # WHEN the job's cost is summed
+    view = summary({"sp-job-x-sfm-a1-abcdef": billing_entry(Stage.SFM, description, PRICES)}, PRICES)
+    # THEN the total says which job it could not count
+    assert "sp-job-x-sfm-a1-abcdef" in view["seconds_unknown"]
+
+
+def test_a_job_whose_id_ends_in_a_hyphen_is_billed_too(world):
+    # GIVEN a job id ending in "-" (allowed), which its SageMaker job names cannot keep
+    world.push_images()
+    # WHEN the job runs
+    started = upload_zip(world, "site-a-")
+    assert world.run(started["execution_arn"])["status"] == "SUCCEEDED"
+    # THEN every stage is billed to it
+    _, view = call(world, "api_get_job.json", path="/jobs/site-a-")
+    assert set(view["cost"]["stages"]) == {"sfm", "train", "compress"}

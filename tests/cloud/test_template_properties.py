@@ -301,3 +301,55 @@ def test_the_layer_pins_boto3_botocore_and_s3transfer_as_one_set():
     for requirement in map(Requirement, importlib.metadata.requires("boto3") or []):
         if requirement.name in ("botocore", "s3transfer") and requirement.marker is None:
             assert requirement.specifier.contains(versions[requirement.name]), (requirement, versions)
+
+
+def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: resource["Properties"] for name, resource in template["Resources"].items()
+            if resource["Type"] == "AWS::Serverless::Function"}  # fmt: skip
+
+
+def _environment(template: dict[str, Any], properties: dict[str, Any]) -> dict[str, Any]:
+    """The variables a function gets: the Globals', then its own."""
+    shared = template["Globals"]["Function"]["Environment"]["Variables"]
+    return {**shared, **properties.get("Environment", {}).get("Variables", {})}
+
+
+def _settings_classes(properties: dict[str, Any]) -> set[type]:
+    """The settings classes a function's code loads (``*_settings()`` in its handler, and in the API's module)."""
+    import typing
+
+    from spaceport.cloud import settings
+
+    code = (ROOT / properties["CodeUri"] / "app.py").read_text(encoding="utf-8")
+    if "spaceport.cloud.api" in code:
+        code += (ROOT / "src/spaceport/cloud/api.py").read_text(encoding="utf-8")
+    loaders = set(re.findall(r"\b(\w+_settings)\(\)", code))
+    return {typing.get_type_hints(getattr(settings, name).__wrapped__)["return"] for name in loaders}
+
+
+def test_every_function_gets_every_variable_its_settings_require():
+    # GIVEN the template and each function's code
+    template = load_template()
+    for name, properties in _functions(template).items():
+        environment = _environment(template, properties)
+        # WHEN the settings classes it loads are read THEN each required variable is in its environment
+        for model in _settings_classes(properties):
+            required = {str(field.alias) for field in model.model_fields.values() if field.is_required()}
+            missing = sorted(required - set(environment))
+            assert not missing, f"{name} loads {model.__name__} without {missing}"
+
+
+def test_every_functions_environment_stays_well_under_lambdas_4_kb():
+    # GIVEN each function's variables, with parameters at their defaults and other references at a generous 200 bytes
+    template = load_template()
+    parameters = template["Parameters"]
+
+    def size(value: Any) -> int:
+        if isinstance(value, dict) and "Ref" in value and value["Ref"] in parameters:
+            return len(str(parameters[value["Ref"]].get("Default", "")))
+        return 200 if isinstance(value, dict) else len(str(value))
+
+    for name, properties in _functions(template).items():
+        total = sum(len(key) + size(value) for key, value in _environment(template, properties).items())
+        # THEN each leaves room for an operator's larger price table (Lambda's limit is 4 KB for all variables)
+        assert total <= 3_000, f"{name}: about {total} bytes of environment"

@@ -272,9 +272,9 @@ def check_images_job_is_created(result: Any, seen: dict[str, Any]) -> None:
     assert status == 201
     prefix = f"uploads/{body['job_id']}/"
     assert body["upload"]["kind"] == "images"
+    names = [f"IMG_{number:04d}.jpg" for number in range(1, 9)]
     assert {name: presigned_key(url) for name, url in body["upload"]["files"].items()} == {
-        "IMG_0001.jpg": prefix + "IMG_0001.jpg",
-        "IMG_0002.jpg": prefix + "IMG_0002.jpg",
+        name: prefix + name for name in names
     }
     assert presigned_key(body["upload"]["job_file"]["url"]) == body["upload"]["job_file"]["key"] == prefix + "job.json"
     assert seen["jobs"][body["job_id"]]["upload"] == {"kind": "images", "prefix": prefix}

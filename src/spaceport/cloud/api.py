@@ -122,6 +122,12 @@ def create_job() -> Response:
         request = CreateJobRequest.model_validate(app.current_event.json_body or {})
     except (ValidationError, ValueError) as error:
         raise BadRequestError(str(error)) from error
+    photos = request.declared_photos()
+    if photos is not None and not settings.min_images <= photos <= settings.max_images:
+        raise BadRequestError(
+            f"{photos} photos: the upload must hold {settings.min_images} to {settings.max_images} photos "
+            "(MinImages, MaxImages)"
+        )
     job_id = str(uuid.uuid4())
     options = {"preset": settings.default_preset, **request.options().model_dump(exclude_none=True)}
     upload = {"kind": "zip", "key": f"uploads/{job_id}/photos.zip"}
@@ -134,7 +140,7 @@ def create_job() -> Response:
         multipart = {"upload_id": urls["upload_id"], "parts": len(urls["parts"]), "part_bytes": urls["part_bytes"]}
     _table(settings).create_awaiting_upload(job_id, options, upload, multipart)
     body = {"job_id": job_id, "status": JobStatus.AWAITING_UPLOAD, "expires_in": settings.url_expiry_s}
-    return _json(201, body | {"upload": urls, "estimate": estimate(settings, options, request.declared_photos())})
+    return _json(201, body | {"upload": urls, "estimate": estimate(settings, options, photos)})
 
 
 def estimate(settings: ApiSettings, options: dict[str, Any], photos: int | None) -> dict[str, Any]:

@@ -66,19 +66,24 @@ def _seconds_between(start: Any, end: Any) -> float:
 def billing_entry(stage: Stage, description: dict[str, Any], prices: PriceTable) -> dict[str, Any]:
     """One ended SageMaker job's billable seconds, instance and priced cost, from its Describe*Job answer.
 
-    A processing job that never started (no ``ProcessingStartTime``: refused, or stopped while it was
-    provisioned) billed nothing.
+    A job that never started (no start time: stopped or failed while its instance was provisioned) billed nothing;
+    one that completed without the times it is billed by is marked ``seconds_unknown``, never counted as free.
     """
     if "TrainingJobName" in description:
         resources = description.get("ResourceConfig", {})
-        seconds = float(description.get("BillableTimeInSeconds") or 0)
-        if not seconds and not description.get("EnableManagedSpotTraining"):
-            seconds = _seconds_between(description.get("TrainingStartTime"), description.get("TrainingEndTime"))
         status = description.get("TrainingJobStatus")
+        known = description.get("BillableTimeInSeconds") is not None
+        seconds = float(description.get("BillableTimeInSeconds") or 0)
+        if not known and "TrainingStartTime" in description and "TrainingEndTime" in description:
+            known = not description.get("EnableManagedSpotTraining")  # spot bills less than the wall clock
+            seconds = _seconds_between(description["TrainingStartTime"], description["TrainingEndTime"])
+        unknown = not known and (status == "Completed" or "TrainingStartTime" in description)
     else:
         resources = description.get("ProcessingResources", {}).get("ClusterConfig", {})
-        seconds = _seconds_between(description.get("ProcessingStartTime"), description.get("ProcessingEndTime"))
         status = description.get("ProcessingJobStatus")
+        seconds = _seconds_between(description.get("ProcessingStartTime"), description.get("ProcessingEndTime"))
+        started = "ProcessingStartTime" in description
+        unknown = (started and "ProcessingEndTime" not in description) or (status == "Completed" and not started)
     instance_type, count = str(resources.get("InstanceType", "")), int(resources.get("InstanceCount", 1))
     entry: dict[str, Any] = {
         "stage": stage.value,
@@ -90,6 +95,8 @@ def billing_entry(stage: Stage, description: dict[str, Any], prices: PriceTable)
     }
     if description.get("EnableManagedSpotTraining"):
         entry["spot"] = True
+    if unknown:
+        entry["seconds_unknown"] = True
     cost = prices.cost(instance_type, seconds, count)
     if cost is not None:
         entry["cost"] = cost
@@ -102,6 +109,7 @@ def summary(billing: dict[str, dict[str, Any]], prices: PriceTable) -> dict[str,
     never counted as free."""
     stages: dict[str, dict[str, Any]] = {}
     unpriced: set[str] = set()
+    unknown = sorted(name for name, entry in billing.items() if entry.get("seconds_unknown"))
     for entry in billing.values():
         stage = stages.setdefault(entry["stage"], {"jobs": 0, "billable_seconds": 0.0, "cost": 0.0, "instances": []})
         stage["jobs"] += 1
@@ -117,12 +125,16 @@ def summary(billing: dict[str, dict[str, Any]], prices: PriceTable) -> dict[str,
         "currency": prices.currency,
         "total": round(sum(stage["cost"] for stage in stages.values()), 2),
         "stages": stages,
-        "prices_as_of": dates[-1] if len(dates) == 1 else dates,
+        "prices_as_of": dates[-1],
         "basis": f"billable SageMaker seconds at {prices.basis()}; "
         "Lambda, Step Functions, DynamoDB and S3 not included",
     }
+    if len(dates) > 1:
+        view["prices_dates"] = dates  # entries priced under different tables (InstancePrices changed meanwhile)
     if unpriced:
         view["unpriced"] = f"no price in InstancePrices for {', '.join(sorted(unpriced))}: the total leaves them out"
+    if unknown:
+        view["seconds_unknown"] = f"SageMaker gave no billable time for {', '.join(unknown)}: the total leaves them out"
     return view
 
 

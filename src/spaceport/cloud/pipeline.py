@@ -33,6 +33,7 @@ from spaceport.cloud.sagemaker_requests import (
     train_request,
 )
 from spaceport.cloud.settings import CommonSettings, CompletionSettings, StageSettings
+from spaceport.cloud.stage_resources import at_start
 
 logger = Logger(child=True)
 
@@ -123,10 +124,14 @@ def _bucket_key(uri: str) -> tuple[str, str]:
 
 
 def _build_request(settings: StageSettings, stage: Stage, name: str, job: dict[str, Any]) -> tuple[str, dict]:
-    job_id, resources = job["job_id"], job.get("resources") or {}
+    job_id = job["job_id"]
+    # Sized again from the needs recorded at validate, for the instances deployed now (a retry after a redeploy).
+    resources = None
+    if stage is not Stage.TRAIN:
+        resources = at_start(stage, (job.get("resources") or {}).get(stage.value), settings.limits(stage.value))
     if stage is Stage.SFM:
         image = resolve_image(settings.sfm_repository, settings.sfm_image_tag)
-        request = sfm_request(settings, name, job_id, image, job.get("options", {}), resources.get(stage.value))
+        request = sfm_request(settings, name, job_id, image, job.get("options", {}), resources)
         return "create_processing_job", request
     if stage is Stage.TRAIN:
         if "sfm" not in job.get("outputs", {}):
@@ -137,9 +142,7 @@ def _build_request(settings: StageSettings, stage: Stage, name: str, job: dict[s
     if not model_uri:
         raise MissingStageOutputError(f"job {job_id} has no trained model to compress")
     image = resolve_image(settings.compress_repository, settings.compress_image_tag)
-    return "create_processing_job", compress_request(
-        settings, name, job_id, image, model_uri, resources.get("compress")
-    )
+    return "create_processing_job", compress_request(settings, name, job_id, image, model_uri, resources)
 
 
 def start_stage(settings: StageSettings, task: StartStageInput) -> dict[str, Any]:
@@ -283,11 +286,13 @@ def _record_billing(settings: CompletionSettings, table: JobsTable, name: str, d
     stopped with a cancelled one): its entry goes in the record before anything else is decided."""
     owner = job_and_stage(name)
     if owner is None:
-        logger.warning("SageMaker job name not ours to bill", extra={"sagemaker_job": name})
+        logger.error("SageMaker job name not ours to bill", extra={"sagemaker_job": name})
         return
+    # The job's id as its request carried it; the name holds it too, but cut short where the id is long.
+    job_id = (description.get("Environment") or {}).get("SPACEPORT_JOB_ID") or owner[0]
     entry = billing_entry(owner[1], description, settings.prices)
-    if not table.record_billing(owner[0], name, entry):
-        logger.warning("no job record to bill", extra={"sagemaker_job": name, "job_id": owner[0]})
+    if not table.record_billing(job_id, name, entry):
+        logger.error("no job record to bill", extra={"sagemaker_job": name, "job_id": job_id})
 
 
 def _resume(

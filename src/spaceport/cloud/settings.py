@@ -9,6 +9,7 @@ from typing import TypeVar
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from spaceport.cloud.cost import PriceTable
+from spaceport.cloud.stage_resources import StageLimits
 
 
 class SettingsError(RuntimeError):
@@ -68,7 +69,25 @@ class ValidatorLimits(BaseModel):
         return {str(field.alias): str(getattr(self, name)) for name, field in ValidatorLimits.model_fields.items()}
 
 
-class StageSettings(SlotSettings, ValidatorLimits):
+class ProcessingSizes(BaseModel):
+    """What a Processing stage's instance may be: from the smallest (``*InstanceType``) up to the largest
+    (``*LargestInstanceType``) size of its family, on at least the configured volume."""
+
+    sfm_instance_type: str = Field(alias="SFM_INSTANCE_TYPE")
+    compress_instance_type: str = Field(alias="COMPRESS_INSTANCE_TYPE")
+    sfm_largest_instance_type: str = Field(alias="SFM_LARGEST_INSTANCE_TYPE")
+    compress_largest_instance_type: str = Field(alias="COMPRESS_LARGEST_INSTANCE_TYPE")
+    sfm_volume_gb: int = Field(alias="SFM_VOLUME_GB", ge=1, le=16_384)
+    compress_volume_gb: int = Field(alias="COMPRESS_VOLUME_GB", ge=1, le=16_384)
+
+    def limits(self, stage: str) -> StageLimits:
+        """The ``sfm`` or ``compress`` stage's instance range and volume."""
+        smallest, largest = getattr(self, f"{stage}_instance_type"), getattr(self, f"{stage}_largest_instance_type")
+        volume, parameter = getattr(self, f"{stage}_volume_gb"), f"{stage.title()}InstanceType"
+        return StageLimits(smallest=smallest, largest=largest, volume_gb=volume, parameter=parameter)
+
+
+class StageSettings(SlotSettings, ValidatorLimits, ProcessingSizes):
     """Everything a SageMaker stage request needs (and its stage's slots). It comes from the template, never from an
     execution."""
 
@@ -79,12 +98,8 @@ class StageSettings(SlotSettings, ValidatorLimits):
     sfm_image_tag: str = Field(alias="SFM_IMAGE_TAG")
     train_image_tag: str = Field(alias="TRAIN_IMAGE_TAG")
     compress_image_tag: str = Field(alias="COMPRESS_IMAGE_TAG")
-    sfm_instance_type: str = Field(alias="SFM_INSTANCE_TYPE")
     train_instance_type: str = Field(alias="TRAIN_INSTANCE_TYPE")
-    compress_instance_type: str = Field(alias="COMPRESS_INSTANCE_TYPE")
-    sfm_volume_gb: int = Field(alias="SFM_VOLUME_GB", ge=1, le=16_384)
     train_volume_gb: int = Field(alias="TRAIN_VOLUME_GB", ge=1, le=16_384)
-    compress_volume_gb: int = Field(alias="COMPRESS_VOLUME_GB", ge=1, le=16_384)
     sfm_max_runtime_s: int = Field(alias="SFM_MAX_RUNTIME_SECONDS", ge=60, le=432_000)
     train_max_runtime_s: int = Field(alias="TRAIN_MAX_RUNTIME_SECONDS", ge=60, le=2_419_200)
     compress_max_runtime_s: int = Field(alias="COMPRESS_MAX_RUNTIME_SECONDS", ge=60, le=432_000)
@@ -101,18 +116,14 @@ class StageSettings(SlotSettings, ValidatorLimits):
     quota_wait_s: int = Field(alias="QUOTA_WAIT_SECONDS", ge=0)
 
 
-class ValidatorSettings(CommonSettings, ValidatorLimits):
+class ValidatorSettings(CommonSettings, ValidatorLimits, ProcessingSizes):
     """The validate Lambda: the jobs table and bucket, the validator's limits, and what the stages will run on (the
     instance types, volumes and the default preset), so a job too large for them is refused before SfM and the
     Processing stages get instances sized for the job."""
 
     train_instance_type: str = Field(alias="TRAIN_INSTANCE_TYPE")
     default_preset: str = Field(alias="DEFAULT_PRESET")
-    # The Processing stages' smallest instances and volumes: a larger job gets more (spaceport.cloud.stage_resources).
-    sfm_instance_type: str = Field(alias="SFM_INSTANCE_TYPE")
-    compress_instance_type: str = Field(alias="COMPRESS_INSTANCE_TYPE")
-    sfm_volume_gb: int = Field(alias="SFM_VOLUME_GB", ge=1, le=16_384)
-    compress_volume_gb: int = Field(alias="COMPRESS_VOLUME_GB", ge=1, le=16_384)
+    sfm_max_runtime_s: int = Field(alias="SFM_MAX_RUNTIME_SECONDS", ge=60, le=432_000)
 
 
 class ExecutionSettings(SlotSettings):
@@ -126,11 +137,13 @@ class ExecutionSettings(SlotSettings):
 
 class ApiSettings(ExecutionSettings, PricingSettings):
     """The API: what a cancel or retry needs, and what POST /jobs estimates a job's cost from (the stages'
-    instance types and runtimes)."""
+    instance types and runtimes) and the photo counts the validator accepts."""
 
     sfm_instance_type: str = Field(alias="SFM_INSTANCE_TYPE")
     train_instance_type: str = Field(alias="TRAIN_INSTANCE_TYPE")
     compress_instance_type: str = Field(alias="COMPRESS_INSTANCE_TYPE")
+    max_images: int = Field(alias="SPACEPORT_MAX_IMAGES", ge=1)
+    min_images: int = Field(alias="SPACEPORT_MIN_IMAGES", ge=1)
     sfm_max_runtime_s: int = Field(alias="SFM_MAX_RUNTIME_SECONDS", ge=60)
     train_max_runtime_s: int = Field(alias="TRAIN_MAX_RUNTIME_SECONDS", ge=60)
     compress_max_runtime_s: int = Field(alias="COMPRESS_MAX_RUNTIME_SECONDS", ge=60)

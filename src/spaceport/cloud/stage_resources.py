@@ -1,11 +1,16 @@
-"""Which instance and disk each Processing stage of a job gets, from the job's size: decided in the validate step,
-kept in the job record (``resources``), used by the stage's Create call.
+"""Which instance, disk and time each Processing stage of a job gets, from the job's size.
 
-The configured instance type (``SfmInstanceType``, ``CompressInstanceType``) is the smallest a job gets. A job whose
-stage needs more than half that instance's memory by the stage's memory model gets the smallest larger size of the
-same family that holds it; a larger size has its own SageMaker processing quota ("ml.c5.9xlarge for processing job
-usage"), which a refusal (ResourceLimitExceeded) names. A job no size of the family holds is refused in the validate
-step, naming what to change. The volume is the configured one, or more when the photos need it.
+The validate step measures what each stage needs (``StageNeeds``: memory by the stage's memory model, disk, and for
+SfM the expected seconds) and keeps it in the job record (``resources``); a job that the deployment's instances
+cannot hold, or whose SfM is expected to run past ``SfmMaxRuntimeSeconds``, is refused there, naming what to change.
+The stage's start sizes the instance again from the recorded needs and the settings deployed then, so a retry after
+a redeploy uses the new instances.
+
+``SfmInstanceType`` and ``CompressInstanceType`` are the smallest instances a job gets. A stage that needs more than
+half the instance's memory gets the smallest larger size of the same family that holds it, up to
+``SfmLargestInstanceType`` / ``CompressLargestInstanceType`` (by default the same instances: every larger size has its
+own SageMaker processing quota, often small, so a deployment opts in). The volume is the configured one, or more when
+the photos need it.
 
 The memory models are fitted to ``benchmarks/RESULTS.md``'s measurements (SfM: "Scaling: structure from motion";
 compression: "Scaling: compression and training against the Gaussian count"), each step's peak resident memory:
@@ -20,12 +25,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from spaceport.cloud.cost import vcpus
+from spaceport.cloud.cost import StageTimes, vcpus
 from spaceport.cloud.models import Stage
 from spaceport.cloud.sizing import SFM_MAX_IMAGE_SIZE, Photo
 from spaceport.train.config import scaled_size
@@ -57,96 +62,150 @@ FAMILY_MEMORY_GIB: dict[str, dict[str, int]] = {
 
 
 class StageTooLargeError(ValueError):
-    """No instance size of the configured family holds the stage; the message says what to change."""
+    """No instance the deployment allows holds the stage, or it would run past its time limit; the message says
+    what to change."""
 
 
 @dataclass(frozen=True)
-class StageResources:
-    instance_type: str
+class StageNeeds:
+    """What one Processing stage of a job needs, whatever instance it runs on: memory as ``base`` plus the larger of
+    ``per_thread`` times the threads that have work (at most ``parallel``) and ``shared``; and disk."""
+
+    base_bytes: int
+    per_thread_bytes: int
+    parallel: int
+    shared_bytes: int
+    disk_gb: int
+
+    def bytes_on(self, instance_type: str) -> int:
+        threads = min(vcpus(instance_type), self.parallel)
+        return self.base_bytes + max(self.per_thread_bytes * threads, self.shared_bytes)
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> StageNeeds:
+        return cls(**{name: int(record[name]) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class StageLimits:
+    """What the deployment allows a stage: its instance types (smallest, largest), its volume, the parameters'
+    names for a refusal."""
+
+    smallest: str
+    largest: str
     volume_gb: int
-    memory_needed_gib: float
-
-    def as_record(self) -> dict[str, Any]:
-        return {"instance_type": self.instance_type, "volume_gb": self.volume_gb,
-                "memory_needed_gib": round(self.memory_needed_gib, 2)}  # fmt: skip
+    parameter: str  # e.g. "SfmInstanceType"; the largest is "<Stage>LargestInstanceType"
 
 
-def sfm_memory_bytes(photos: Sequence[Photo], threads: int) -> int:
-    """SfM's peak memory for these photos (each scaled to SfM's 1600 px) with ``threads`` extraction threads."""
+def sfm_needs(photos: Sequence[Photo]) -> StageNeeds:
+    """SfM's needs for these photos, each scaled to SfM's 1600 px."""
     scaled = [scaled_size(photo.width, photo.height, SFM_MAX_IMAGE_SIZE) for photo in photos]
     largest = max((width * height for width, height in scaled), default=0) / REFERENCE_PIXELS
     total = sum(width * height for width, height in scaled) / REFERENCE_PIXELS
-    extraction = SFM_EXTRACTION_BYTES_PER_THREAD * largest * min(threads, max(1, len(photos)))
-    mapping = SFM_MAPPING_BYTES_PER_PHOTO * total
-    return int(SFM_BASE_BYTES + max(extraction, mapping))
+    disk = SFM_DISK_BASE_BYTES + sum(photo.bytes + SFM_DISK_BYTES_PER_PHOTO for photo in photos)
+    return StageNeeds(
+        base_bytes=SFM_BASE_BYTES,
+        per_thread_bytes=int(SFM_EXTRACTION_BYTES_PER_THREAD * largest),
+        parallel=max(1, len(photos)),
+        shared_bytes=int(SFM_MAPPING_BYTES_PER_PHOTO * total),
+        disk_gb=math.ceil(1.5 * disk / GB),
+    )
 
 
-def compress_memory_bytes(gaussians: int) -> int:
-    return int(COMPRESS_BASE_BYTES + COMPRESS_BYTES_PER_GAUSSIAN * gaussians)
+def compress_needs(max_gaussians: int) -> StageNeeds:
+    return StageNeeds(COMPRESS_BASE_BYTES, 0, 1, int(COMPRESS_BYTES_PER_GAUSSIAN * max_gaussians), 0)
 
 
-def sfm_volume(photos: Sequence[Photo], configured_gb: int) -> int:
-    """The sfm job's volume (GB): the configured one, or what the photos need with a margin."""
-    needed = SFM_DISK_BASE_BYTES + sum(photo.bytes + SFM_DISK_BYTES_PER_PHOTO for photo in photos)
-    return max(configured_gb, math.ceil(1.5 * needed / GB))
-
-
-def _sizes_from(instance_type: str) -> list[tuple[str, int]] | None:
-    """The configured size and every larger one of its family, with their memory; None for an unknown family."""
-    parts = instance_type.split(".")
-    if len(parts) != 3 or parts[1] not in FAMILY_MEMORY_GIB or parts[2] not in FAMILY_MEMORY_GIB[parts[1]]:
+def _ladder(limits: StageLimits) -> list[tuple[str, int]] | None:
+    """The sizes of the smallest instance's family from it up to the largest allowed, with their memory (GiB); None
+    for a family the table does not know. A largest of another family, or smaller, allows the smallest only."""
+    parts, top = limits.smallest.split("."), limits.largest.split(".")
+    family = FAMILY_MEMORY_GIB.get(parts[1]) if len(parts) == 3 else None
+    if family is None or parts[2] not in family:
         return None
-    family = FAMILY_MEMORY_GIB[parts[1]]
     floor = family[parts[2]]
-    return [(f"ml.{parts[1]}.{size}", memory) for size, memory in family.items() if memory >= floor]
+    ceiling = max(floor, family.get(top[2], floor) if len(top) == 3 and top[1] == parts[1] else floor)
+    return [(f"ml.{parts[1]}.{size}", memory) for size, memory in family.items() if floor <= memory <= ceiling]
 
 
-def choose(stage: Stage, configured: str, parameter: str, needed: Any, volume_gb: int, advice: str) -> StageResources:
-    """The smallest size from ``configured`` up whose memory holds ``needed(instance_type)`` bytes twice over."""
-    sizes = _sizes_from(configured)
-    if sizes is None:
+def choose(stage: Stage, needs: StageNeeds, limits: StageLimits, advice: str) -> dict[str, Any]:
+    """The smallest allowed size whose memory holds the stage's needs twice over, with the volume it needs."""
+    volume = max(limits.volume_gb, needs.disk_gb)
+    ladder = _ladder(limits)
+    if ladder is None:
         logger.warning("processing instance type not in the table; job size not checked",
-                       extra={"stage": stage.value, "instance_type": configured})  # fmt: skip
-        return StageResources(configured, volume_gb, needed(configured) / GIB)
-    for instance_type, memory_gib in sizes:
-        if HEADROOM * needed(instance_type) <= memory_gib * GIB:
-            return StageResources(instance_type, volume_gb, needed(instance_type) / GIB)
-    largest, memory_gib = sizes[-1]
+                       extra={"stage": stage.value, "instance_type": limits.smallest})  # fmt: skip
+        ladder = [(limits.smallest, 0)]
+    for instance_type, memory_gib in ladder:
+        if memory_gib == 0 or HEADROOM * needs.bytes_on(instance_type) <= memory_gib * GIB:
+            return {"instance_type": instance_type, "volume_gb": volume,
+                    "memory_needed_gib": round(needs.bytes_on(instance_type) / GIB, 2)}  # fmt: skip
+    largest, memory_gib = ladder[-1]
+    title = stage.value.title()
     raise StageTooLargeError(
-        f"the job is too large for the {stage} stage: it needs about {needed(largest) / GIB:.1f} GiB of memory by "
-        f"the stage's memory model, more than half of the largest {configured.split('.')[1]} instance ({largest}, "
-        f"{memory_gib} GiB). Change one: {advice}; or deploy with {parameter} set to an instance of a family with "
-        "more memory per vCPU (ml.r5)"
+        f"the job is too large for the {stage} stage: it needs about {needs.bytes_on(largest) / GIB:.1f} GiB of "
+        f"memory by the stage's memory model, more than half of {largest} ({memory_gib} GiB), the largest instance "
+        f"{title}LargestInstanceType allows. Change one: {advice}; or deploy with {title}LargestInstanceType set to a "
+        f"larger size of the same family (mind its processing quota), or {limits.parameter} and "
+        f"{title}LargestInstanceType to a family with more memory per vCPU (ml.r5)"
+    )
+
+
+def sfm_seconds(photos: Sequence[Photo], instance_type: str, times: StageTimes | None = None) -> float:
+    """SfM's expected seconds for these photos (in 1600x1200 photos' worth) on ``instance_type``."""
+    scaled = (scaled_size(photo.width, photo.height, SFM_MAX_IMAGE_SIZE) for photo in photos)
+    equivalent = sum(width * height for width, height in scaled) / REFERENCE_PIXELS
+    return (times or StageTimes()).sfm_seconds(equivalent, vcpus(instance_type))
+
+
+def _check_sfm_time(photos: Sequence[Photo], instance_type: str, max_runtime_s: int) -> None:
+    expected = sfm_seconds(photos, instance_type)
+    if expected <= max_runtime_s:
+        return
+    fitting = len(photos)
+    while fitting > 1 and sfm_seconds(photos[:fitting], instance_type) > max_runtime_s:
+        fitting = fitting * 9 // 10
+    raise StageTooLargeError(
+        f"the sfm stage is expected to take about {expected / 3600:.1f} h for {len(photos)} photos on "
+        f"{instance_type} (the time model of our benchmarks, the slower layout's growth), more than "
+        f"SfmMaxRuntimeSeconds ({max_runtime_s} s), where SageMaker would stop it. Change one: send at most about "
+        f"{fitting} photos; or deploy with SfmMaxRuntimeSeconds raised (at most 432000)"
     )
 
 
 def plan(
-    sfm_instance_type: str,
-    sfm_volume_gb: int,
-    compress_instance_type: str,
-    compress_volume_gb: int,
-    photos: Sequence[Photo],
-    max_gaussians: int,
+    sfm: StageLimits, compress: StageLimits, sfm_max_runtime_s: int, photos: Sequence[Photo], max_gaussians: int
 ) -> dict[str, dict[str, Any]]:
-    """Each Processing stage's instance type, volume and modelled memory, for the job's record.
+    """Each Processing stage's needs and, for the deployment as it is, instance type and volume: the job record's
+    ``resources``.
 
     Raises:
-        StageTooLargeError: no size of a configured instance's family holds the stage.
+        StageTooLargeError: no allowed instance holds a stage, or SfM would run past its time limit.
     """
-    sfm = choose(
-        Stage.SFM,
-        sfm_instance_type,
-        "SfmInstanceType",
-        lambda instance: sfm_memory_bytes(photos, vcpus(instance)),
-        sfm_volume(photos, sfm_volume_gb),
-        f"send fewer photos than {len(photos)}, or smaller ones",
-    )
-    compress = choose(
-        Stage.COMPRESS,
-        compress_instance_type,
-        "CompressInstanceType",
-        lambda _: compress_memory_bytes(max_gaussians),
-        compress_volume_gb,
-        f"set the job option max_gaussians below {max_gaussians:,}",
-    )
-    return {Stage.SFM.value: sfm.as_record(), Stage.COMPRESS.value: compress.as_record()}
+    needs = {Stage.SFM: sfm_needs(photos), Stage.COMPRESS: compress_needs(max_gaussians)}
+    resources = {
+        Stage.SFM: choose(Stage.SFM, needs[Stage.SFM], sfm, f"send fewer photos than {len(photos)}, or smaller ones"),
+        Stage.COMPRESS: choose(Stage.COMPRESS, needs[Stage.COMPRESS], compress, _fewer_gaussians(compress)),
+    }
+    _check_sfm_time(photos, resources[Stage.SFM]["instance_type"], sfm_max_runtime_s)
+    return {stage.value: {**resources[stage], "needs": asdict(needs[stage])} for stage in resources}
+
+
+def _fewer_gaussians(limits: StageLimits) -> str:
+    ladder = _ladder(limits) or [(limits.smallest, 0)]
+    room = ladder[-1][1] * GIB / HEADROOM - COMPRESS_BASE_BYTES
+    fitting = int(room / COMPRESS_BYTES_PER_GAUSSIAN) // 100_000 * 100_000
+    return f"set the job option max_gaussians to at most {fitting:,}" if fitting > 0 else "lower max_gaussians"
+
+
+def at_start(stage: Stage, recorded: dict[str, Any] | None, limits: StageLimits) -> dict[str, Any] | None:
+    """The instance and volume for a stage starting now: sized again from the needs the validate step recorded and
+    the limits deployed now (a retry after a redeploy gets the new instances); None for a job recorded without
+    needs (the configured instance and volume apply).
+
+    Raises:
+        StageTooLargeError: the deployment no longer allows an instance that holds the stage.
+    """
+    if not recorded or "needs" not in recorded:
+        return None
+    return choose(stage, StageNeeds.from_record(recorded["needs"]), limits, "retry after changing the deployment")

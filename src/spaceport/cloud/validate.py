@@ -142,15 +142,16 @@ def _validate_folder(settings: ValidatorSettings, prefix: str, publisher: _Publi
 
 
 def _size_stages(settings: ValidatorSettings, options: dict[str, Any], photos: list[Photo]) -> dict[str, Any]:
-    """Refuse a job whose training run the configured GPU cannot hold (the train stage would, after SfM), or that no
-    instance of a Processing stage's family holds; else each Processing stage's instance and volume."""
+    """Refuse a job whose training run the configured GPU cannot hold (the train stage would, after SfM), that no
+    allowed instance of a Processing stage holds, or whose SfM would outrun its time limit; else each Processing
+    stage's needs, instance and volume."""
     try:
         reason = refusal_reason(options, settings.default_preset, photos, settings.train_instance_type)
         if reason is not None:
             raise InputRejectedError(reason)
         max_gaussians = train_config(options, settings.default_preset).max_gaussians
-        return plan(settings.sfm_instance_type, settings.sfm_volume_gb, settings.compress_instance_type,
-                    settings.compress_volume_gb, photos, max_gaussians)  # fmt: skip
+        return plan(settings.limits("sfm"), settings.limits("compress"), settings.sfm_max_runtime_s, photos,
+                    max_gaussians)  # fmt: skip
     except (StageError, StageTooLargeError) as error:  # StageError: options the train stage would refuse too
         raise InputRejectedError(str(error)) from error
 
