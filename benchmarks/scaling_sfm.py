@@ -175,8 +175,13 @@ def _config_dict(config: Any) -> dict[str, Any]:
     return json.loads(json.dumps(asdict(config)))
 
 
-def measure_sfm(scene: Path, run_dir: Path, max_image_size: int, exhaustive_limit: int | None) -> dict[str, Any]:
-    """``run_sfm`` on ``scene`` in a fresh interpreter; its figures (see ``_sfm_child``)."""
+def measure_sfm(
+    scene: Path, run_dir: Path, max_image_size: int, exhaustive_limit: int | None, reuse: bool = False
+) -> dict[str, Any]:
+    """``run_sfm`` on ``scene`` in a fresh interpreter; its figures (see ``_sfm_child``). With ``reuse``, the figures
+    a finished earlier run left in ``run_dir`` (``SCALING_SFM_REUSE=1``: a suite that stopped after its SfM runs)."""
+    if reuse and (run_dir / "result.json").is_file():
+        return {**json.loads((run_dir / "result.json").read_text(encoding="utf-8")), "reused": True}
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     command = [sys.executable, "-m", "benchmarks.scaling_sfm", "sfm", str(scene), str(run_dir), str(max_image_size),
@@ -439,7 +444,7 @@ def measure_lambda(archive: Path, scratch: Path) -> dict[str, Any]:
         raise RuntimeError(f"validate Lambda child failed: {result['stderr']}")
     figures = json.loads(result["stdout"].strip().splitlines()[-1])
     # Its own clock times validate_job alone; the process also starts Python and moto.
-    return {"seconds": figures["seconds"], "process_seconds": result["seconds"],
+    return {"seconds": figures["seconds"], "process_seconds": result["seconds"], "refused": figures.get("refused"),
             "peak_rss_bytes": result["peak_rss_bytes"], "images": figures["images"], "s3_gets": figures["s3_gets"],
             "peak_disk_bytes": max(result["peak_disk_bytes"], figures["peak_tmp_bytes"])}  # fmt: skip
 
@@ -576,7 +581,8 @@ def _validation_rows(validations: list[dict[str, Any]]) -> list[list[str]]:
             rows.append([titles[door], f"{entry['photos']}", f"{entry['megapixels']:g}",
                          fmt_bytes(entry["archive"]["bytes"]), fmt(result["seconds"], 1, " s"),
                          fmt(result["seconds"] / entry["photos"] * 1000, 0, " ms"), _mb(result["peak_rss_bytes"]),
-                         fmt_bytes(result["peak_disk_bytes"]), f"{result.get('images')}"])  # fmt: skip
+                         fmt_bytes(result["peak_disk_bytes"]),
+                         f"{result.get('images')}" if not result.get("refused") else "read; job refused"])  # fmt: skip
     return rows
 
 
@@ -624,7 +630,8 @@ def run(workspace: Workspace) -> SuiteResult:
     for layout, photos, width in captures:
         print(f"[{NAME}] {layout} {photos} photos at {width} px", file=sys.stderr, flush=True)
         scene = render_capture(root, layout, photos, width)
-        result = measure_sfm(scene, root / "runs" / f"{layout}-{photos}-{width}", width, plan.exhaustive_limit)
+        run_dir = root / "runs" / f"{layout}-{photos}-{width}"
+        result = measure_sfm(scene, run_dir, width, plan.exhaustive_limit, os.environ.get("SCALING_SFM_REUSE") == "1")
         runs.append({"layout": layout, "width": width, "photos": photos, **result})
     validations = []
     for photos in plan.validation_photos:
@@ -674,6 +681,13 @@ def _result(runs: list[dict[str, Any]], validations: list[dict[str, Any]], plan:
     ]  # fmt: skip
     notes += [f"**Failed:** {_label(run['layout'])}, {run['photos']} photos at {run['width']} px: {run['error']}"
               for run in failed]  # fmt: skip
+    notes += [f"{entry['photos']} photos of {entry['megapixels']:g} MP through the validate Lambda: every photo read "
+              f"and judged, then the job refused with the template's defaults: {entry['doors']['lambda']['refused']}"
+              for entry in validations if entry["doors"].get("lambda", {}).get("refused")]  # fmt: skip
+    reused = sorted({f"{run['layout']} {run['photos']}@{run['width']}" for run in runs if run.get("reused")})
+    if reused:
+        notes.append(f"SfM runs reused from an earlier run of this suite in the same work folder "
+                     f"(SCALING_SFM_REUSE=1; it stopped after them): {', '.join(reused)}.")  # fmt: skip
     figures = {"plan": plan.__dict__, "runs": runs, "failed": failed, "fits": fits, "validation": validations}
     return SuiteResult(NAME, "Scaling: structure from motion and validation", figures, tables,
                        _targets(runs, limit, fits), _plots(runs, workspace, plan.large[1]), notes)  # fmt: skip

@@ -223,16 +223,21 @@ def _measure_here(archive: Path, tmp_dir: Path) -> dict[str, Any]:
         from spaceport.cloud import aws
         from spaceport.cloud.jobs import JobsTable
         from spaceport.cloud.settings import validator_settings
-        from spaceport.cloud.validate import validate_job
+        from spaceport.cloud.validate import InputRejectedError, validate_job
 
         s3, real_client = LocalS3({KEY: archive}), aws.client
         aws.client = lambda service: s3 if service == "s3" else real_client(service)  # type: ignore[assignment]
         JobsTable("spaceport-jobs").claim_for_start(JOB_ID, {}, {"kind": "zip", "key": KEY})
         with FolderPeak(tmp_dir, SAMPLE_SECONDS) as disk:
             started = time.perf_counter()
-            figures = validate_job(validator_settings(), JOB_ID)
+            try:
+                figures = validate_job(validator_settings(), JOB_ID)
+            except InputRejectedError as error:
+                # Read and judged whole, then refused as a job (too large for the training GPU): a verdict to report.
+                figures = {"images": None, "refused": str(error)}
             seconds = time.perf_counter() - started
-    return {"images": figures["images"], "seconds": round(seconds, 1), "peak_tmp_bytes": disk.peak_bytes,
+    return {"images": figures["images"], "refused": figures.get("refused"), "seconds": round(seconds, 1),
+            "peak_tmp_bytes": disk.peak_bytes,
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "s3_gets": s3.gets,
             "s3_bytes_read": s3.bytes_read, "s3_puts": s3.puts, "s3_bytes_written": s3.bytes_written,
             "spaceport": str(Path(spaceport.__file__).parent)}  # fmt: skip
