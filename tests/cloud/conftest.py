@@ -45,7 +45,7 @@ def cloud_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "SFM_VOLUME_GB": "50",
         "TRAIN_VOLUME_GB": "50",
         "COMPRESS_VOLUME_GB": "30",
-        "SFM_MAX_RUNTIME_SECONDS": "21600",
+        "SFM_MAX_RUNTIME_SECONDS": "7200",
         "TRAIN_MAX_RUNTIME_SECONDS": "14400",
         "COMPRESS_MAX_RUNTIME_SECONDS": "3600",
         "SPOT_TRAINING": "false",

@@ -179,7 +179,7 @@ def test_create_job_returns_an_estimate_from_the_declared_photos_and_preset(worl
         assert figures["cost"] == pytest.approx(hourly(figures["instance_type"]) * figures["seconds"] / 3600, abs=1e-3)
     assert estimate["total"] == pytest.approx(sum(f["cost"] for f in estimate["stages"].values()), abs=0.01)
     # AND the most an attempt can bill is each stage's MaxRuntime at its price
-    at_most = 21600 / 3600 * hourly("ml.c5.4xlarge") + 14400 / 3600 * hourly("ml.g5.xlarge")
+    at_most = 7200 / 3600 * hourly("ml.c5.4xlarge") + 14400 / 3600 * hourly("ml.g5.xlarge")
     at_most += 3600 / 3600 * hourly("ml.m5.2xlarge")
     assert estimate["at_most"] == pytest.approx(at_most, abs=0.01)
     # AND more steps or more photos cost more
@@ -230,18 +230,18 @@ def test_the_default_price_table_is_dated_and_prices_every_default_instance():
 
 
 def test_an_estimate_beyond_a_stages_runtime_limit_warns_before_the_upload(world, thousand_photos_allowed, monkeypatch):
-    # GIVEN a 1,000-photo capture (SfM's mapping alone is expected to take hours) and SfmMaxRuntimeSeconds of 2 h
+    # GIVEN a 1,000-photo capture (SfM is expected to take about 1.4 h) and SfmMaxRuntimeSeconds of 1 h
     from spaceport.cloud import settings
 
-    monkeypatch.setenv("SFM_MAX_RUNTIME_SECONDS", "7200")
+    monkeypatch.setenv("SFM_MAX_RUNTIME_SECONDS", "3600")
     settings.clear_cache()
     # WHEN the job is created
     _, body = create(world, {"photo_count": 1000})
     # THEN the estimate warns that sfm would be stopped at its limit, and prices it at most up to that limit
     estimate = body["estimate"]
-    assert estimate["stages"]["sfm"]["seconds"] > 7200
+    assert estimate["stages"]["sfm"]["seconds"] > 3600
     assert any("sfm" in warning and "SfmMaxRuntimeSeconds" in warning for warning in estimate["warnings"])
-    assert estimate["stages"]["sfm"]["cost"] == pytest.approx(2 * hourly("ml.c5.4xlarge"), abs=1e-3)
+    assert estimate["stages"]["sfm"]["cost"] == pytest.approx(hourly("ml.c5.4xlarge"), abs=1e-3)
     # AND a small job has no warning
     _, small = create(world, {"photo_count": 30})
     assert "warnings" not in small["estimate"]

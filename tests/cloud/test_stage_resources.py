@@ -23,11 +23,11 @@ from .test_validate_lambda import published
 TWELVE_MP = Photo(4000, 3000, 6_000_000)
 SFM = StageLimits("ml.c5.4xlarge", "ml.c5.4xlarge", 50, "SfmInstanceType")
 COMPRESS = StageLimits("ml.m5.2xlarge", "ml.m5.2xlarge", 30, "CompressInstanceType")
-SIX_HOURS = 21_600
+TWO_HOURS = 7_200
 
 
 def sized(photos: list[Photo], sfm: StageLimits = SFM, compress: StageLimits = COMPRESS, gaussians: int = 3_000_000,
-          runtime: int = SIX_HOURS) -> dict:  # fmt: skip
+          runtime: int = TWO_HOURS) -> dict:  # fmt: skip
     return plan(sfm, compress, runtime, photos, gaussians)
 
 
@@ -85,16 +85,16 @@ def test_ten_million_gaussians_get_a_compress_size_with_twice_their_memory_or_a_
 
 
 def test_a_capture_expected_to_outrun_the_sfm_time_limit_is_refused_naming_it():
-    # GIVEN 1,000 photos of 12 MP (about 3.6 h of SfM by the time model) and SfmMaxRuntimeSeconds of 2 h
+    # GIVEN 1,000 photos of 12 MP (about 1.4 h of SfM by the time model) and SfmMaxRuntimeSeconds of 1 h
     # WHEN the stages are sized THEN the refusal names the limit and a photo count that fits it
     with pytest.raises(StageTooLargeError) as refused:
-        sized([TWELVE_MP] * 1000, runtime=7200)
+        sized([TWELVE_MP] * 1000, runtime=3600)
     message = str(refused.value)
-    assert "SfmMaxRuntimeSeconds (7200 s)" in message and "send at most about" in message
+    assert "SfmMaxRuntimeSeconds (3600 s)" in message and "send at most about" in message
     fitting = int(message.split("send at most about ")[1].split(" ")[0])
-    assert 300 < fitting < 1000
-    assert stage_resources.sfm_seconds([TWELVE_MP] * fitting, "ml.c5.4xlarge") <= 7200
-    # AND within the default six hours it is accepted
+    assert 500 < fitting < 1000
+    assert stage_resources.sfm_seconds([TWELVE_MP] * fitting, "ml.c5.4xlarge") <= 3600
+    # AND within the default two hours it is accepted
     assert sized([TWELVE_MP] * 1000)["sfm"]["instance_type"] == "ml.c5.4xlarge"
 
 

@@ -142,24 +142,25 @@ class StageTimes(BaseModel):
     """How long each stage runs, for the estimate before an upload. Every photo is taken at SfM's 1600 px (larger
     photos are scaled down to it; smaller ones cost less).
 
-    SfM: extraction and matching at 5.4 core-seconds per photo (benchmarks/RESULTS.md "Scaling: structure from
-    motion", the GPS grid at 128 photos of 1600 px on 2 cores, the costlier layout), spread over the instance's
-    vCPUs; mapping 250 s at 128 photos growing with photos^1.9 (the walk's fitted exponent, the worse layout), on
-    one core's pace. Training: published 3DGS-family figures on one GPU (30k steps of Mip-NeRF 360 scenes in 22 to
-    30 minutes: about 0.06 s per step at up to 3 M Gaussians); not measured by us, no GPU was lent. Compression:
-    2.3e-4 core-seconds per Gaussian at SH 3 (RESULTS.md "Scaling: compression", 3 M Gaussians in 338 s on 2 cores)
-    at the preset's cap. Each stage adds ``startup_s`` for the image and data download SageMaker bills.
+    SfM (benchmarks/RESULTS.md "Scaling: structure from motion and validation", 2 cores): extraction and matching
+    at 3.8 core-seconds per 1600x1200 photo (the GPS grid at 128 photos, the costlier layout), spread over the
+    instance's vCPUs; mapping at the pace measured on 2 cores, the slower of the two layouts' curves: the grid's
+    236 s at 128 photos growing with photos^1.45, the walk's (no GPS) 94 s growing with photos^1.89.
+    Training: published 3DGS-family figures on one GPU (30k steps of Mip-NeRF 360 scenes in 22 to 30 minutes:
+    about 0.06 s per step at up to 3 M Gaussians); not measured by us, no GPU was lent. Compression: 2.3e-4
+    core-seconds per Gaussian at SH 3 (RESULTS.md "Scaling: compression", 3 M Gaussians in 338 s on 2 cores) at the
+    preset's cap. Each stage adds ``startup_s`` for the image and data download SageMaker bills.
     """
 
-    sfm_core_s_per_photo: float = 5.4
-    sfm_mapping_s_at_128: float = 250.0
-    sfm_mapping_exponent: float = 1.9
+    sfm_core_s_per_photo: float = 3.8
+    # (seconds at 128 photos, exponent) per layout: the grid with GPS, the walk without.
+    sfm_mapping_curves: tuple[tuple[float, float], ...] = ((236.0, 1.45), (94.0, 1.89))
     train_s_per_step: float = 0.06
     compress_core_s_per_gaussian: float = 2.3e-4
     startup_s: float = 120.0
 
     def sfm_seconds(self, photos: int, vcpus: int) -> float:
-        mapping = self.sfm_mapping_s_at_128 * (photos / 128) ** self.sfm_mapping_exponent
+        mapping = max(seconds * (photos / 128) ** exponent for seconds, exponent in self.sfm_mapping_curves)
         return self.startup_s + self.sfm_core_s_per_photo * photos / vcpus + mapping
 
     def train_seconds(self, iterations: int) -> float:
