@@ -143,18 +143,19 @@ class StageTimes(BaseModel):
     photos are scaled down to it; smaller ones cost less).
 
     SfM (benchmarks/RESULTS.md "Scaling: structure from motion and validation", 2 cores): extraction and matching
-    at 3.8 core-seconds per 1600x1200 photo (the GPS grid at 128 photos, the costlier layout), spread over the
+    at 4.0 core-seconds per 1600x1200 photo (the GPS grid at 128 photos, the costlier layout), spread over the
     instance's vCPUs; mapping at the pace measured on 2 cores, the slower of the two layouts' curves: the grid's
-    236 s at 128 photos growing with photos^1.45, the walk's (no GPS) 94 s growing with photos^1.89.
+    182 s at 128 photos of 1600 px growing with photos^1.58, the walk's (no GPS) 61 s growing with photos^1.60
+    (exponents fitted from 128 to 512 photos).
     Training: published 3DGS-family figures on one GPU (30k steps of Mip-NeRF 360 scenes in 22 to 30 minutes:
     about 0.06 s per step at up to 3 M Gaussians); not measured by us, no GPU was lent. Compression: 2.3e-4
     core-seconds per Gaussian at SH 3 (RESULTS.md "Scaling: compression", 3 M Gaussians in 338 s on 2 cores) at the
     preset's cap. Each stage adds ``startup_s`` for the image and data download SageMaker bills.
     """
 
-    sfm_core_s_per_photo: float = 3.8
+    sfm_core_s_per_photo: float = 4.0
     # (seconds at 128 photos, exponent) per layout: the grid with GPS, the walk without.
-    sfm_mapping_curves: tuple[tuple[float, float], ...] = ((236.0, 1.45), (94.0, 1.89))
+    sfm_mapping_curves: tuple[tuple[float, float], ...] = ((182.0, 1.58), (61.0, 1.60))
     train_s_per_step: float = 0.06
     compress_core_s_per_gaussian: float = 2.3e-4
     startup_s: float = 120.0
