@@ -233,7 +233,10 @@ def _measure_here(archive: Path, tmp_dir: Path) -> dict[str, Any]:
             try:
                 figures = validate_job(validator_settings(), JOB_ID)
             except InputRejectedError as error:
-                # Read and judged whole, then refused as a job (too large for the training GPU): a verdict to report.
+                # Read and judged whole, then refused as a job too large for the training GPU: a verdict to report.
+                # Any other rejection (a photo the validator refused) is a broken benchmark input.
+                if "too large for the training instance" not in str(error):
+                    raise
                 figures = {"images": None, "refused": str(error)}
             seconds = time.perf_counter() - started
     return {"images": figures["images"], "refused": figures.get("refused"), "seconds": round(seconds, 1),

@@ -281,3 +281,20 @@ def test_a_job_whose_id_ends_in_a_hyphen_is_billed_too(world):
     # THEN every stage is billed to it
     _, view = call(world, "api_get_job.json", path="/jobs/site-a-")
     assert set(view["cost"]["stages"]) == {"sfm", "train", "compress"}
+
+
+def test_a_spot_training_job_without_its_billable_time_is_flagged_not_priced_at_the_wall_clock():
+    # GIVEN a spot training job whose description has its times but not BillableTimeInSeconds
+    start = datetime(2026, 12, 6, tzinfo=UTC)
+    description = {
+        "TrainingJobName": "sp-job-x-train-a1-abcdef",
+        "TrainingJobStatus": "Completed",
+        "ResourceConfig": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
+        "EnableManagedSpotTraining": True,
+        "TrainingStartTime": start,
+        "TrainingEndTime": start + timedelta(hours=1),
+    }
+    # WHEN the job's cost is summed
+    view = summary({"sp-job-x-train-a1-abcdef": billing_entry(Stage.TRAIN, description, PRICES)}, PRICES)
+    # THEN the hour of wall clock is not billed as on-demand time; the job is named as not counted
+    assert view["total"] == 0 and "sp-job-x-train-a1-abcdef" in view["seconds_unknown"]

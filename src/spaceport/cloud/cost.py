@@ -78,6 +78,7 @@ def billing_entry(stage: Stage, description: dict[str, Any], prices: PriceTable)
             known = not description.get("EnableManagedSpotTraining")  # spot bills less than the wall clock
             seconds = _seconds_between(description["TrainingStartTime"], description["TrainingEndTime"])
         unknown = not known and (status == "Completed" or "TrainingStartTime" in description)
+        seconds = 0.0 if unknown else seconds  # a spot job's wall clock is not what it bills
     else:
         resources = description.get("ProcessingResources", {}).get("ClusterConfig", {})
         status = description.get("ProcessingJobStatus")

@@ -1,10 +1,10 @@
 """Which instance, disk and time each Processing stage of a job gets, from the job's size.
 
-The validate step measures what each stage needs (``StageNeeds``: memory by the stage's memory model, disk, and for
-SfM the expected seconds) and keeps it in the job record (``resources``); a job that the deployment's instances
-cannot hold, or whose SfM is expected to run past ``SfmMaxRuntimeSeconds``, is refused there, naming what to change.
-The stage's start sizes the instance again from the recorded needs and the settings deployed then, so a retry after
-a redeploy uses the new instances.
+The validate step measures what each stage needs (``StageNeeds``: memory by the stage's memory model, and disk) and
+keeps it in the job record (``resources``); a job that the deployment's instances cannot hold, or whose SfM is
+expected to run past ``SfmMaxRuntimeSeconds``, is refused there, naming what to change. The stage's start sizes the
+instance again from the recorded needs and the settings deployed then, so a retry after a redeploy uses the new
+instances (the time is checked at validate only).
 
 ``SfmInstanceType`` and ``CompressInstanceType`` are the smallest instances a job gets. A stage that needs more than
 half the instance's memory gets the smallest larger size of the same family that holds it, up to
@@ -163,9 +163,11 @@ def _check_sfm_time(photos: Sequence[Photo], instance_type: str, max_runtime_s: 
     expected = sfm_seconds(photos, instance_type)
     if expected <= max_runtime_s:
         return
-    fitting = len(photos)
-    while fitting > 1 and sfm_seconds(photos[:fitting], instance_type) > max_runtime_s:
-        fitting = fitting * 9 // 10
+    fitting, too_many = 0, len(photos)  # the most photos that fit lies in [fitting, too_many)
+    while too_many - fitting > 1:
+        middle = (fitting + too_many) // 2
+        fitting, too_many = (middle, too_many) if sfm_seconds(photos[:middle], instance_type) <= max_runtime_s else (
+            fitting, middle)  # fmt: skip
     raise StageTooLargeError(
         f"the sfm stage is expected to take about {expected / 3600:.1f} h for {len(photos)} photos on "
         f"{instance_type} (the time model of our benchmarks, the slower layout's growth), more than "
