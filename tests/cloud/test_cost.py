@@ -121,14 +121,19 @@ def test_spot_training_bills_what_sagemaker_counts_as_billable():
     assert entry["cost"] == pytest.approx(hourly("ml.g5.xlarge") / 3, abs=1e-4)
 
 
-def test_a_processing_job_that_never_started_bills_nothing():
-    # GIVEN a processing job stopped while its instance was provisioned (no ProcessingStartTime)
-    description = {
+def sfm_job_ended_without_a_start(status: str) -> dict:
+    """A processing job's description with an end time and no ProcessingStartTime."""
+    return {
         "ProcessingJobName": "sp-job-x-sfm-a1-abcdef",
-        "ProcessingJobStatus": "Stopped",
+        "ProcessingJobStatus": status,
         "ProcessingResources": {"ClusterConfig": {"InstanceType": "ml.c5.4xlarge", "InstanceCount": 1}},
         "ProcessingEndTime": datetime(2026, 12, 6, tzinfo=UTC),
     }
+
+
+def test_a_processing_job_that_never_started_bills_nothing():
+    # GIVEN a processing job stopped while its instance was provisioned (no ProcessingStartTime)
+    description = sfm_job_ended_without_a_start("Stopped")
     # WHEN its billing entry is made THEN it bills no second
     entry = billing_entry(Stage.SFM, description, PRICES)
     assert entry["billable_seconds"] == 0.0 and entry["cost"] == 0.0
@@ -260,12 +265,7 @@ def test_a_photo_count_the_validator_would_refuse_is_refused_before_any_upload(w
 
 def test_a_completed_job_without_billable_times_is_flagged_not_free():
     # GIVEN a completed processing job whose description lacks its start time
-    description = {
-        "ProcessingJobName": "sp-job-x-sfm-a1-abcdef",
-        "ProcessingJobStatus": "Completed",
-        "ProcessingResources": {"ClusterConfig": {"InstanceType": "ml.c5.4xlarge", "InstanceCount": 1}},
-        "ProcessingEndTime": datetime(2026, 12, 6, tzinfo=UTC),
-    }
+    description = sfm_job_ended_without_a_start("Completed")
     # WHEN the job's cost is summed
     view = summary({"sp-job-x-sfm-a1-abcdef": billing_entry(Stage.SFM, description, PRICES)}, PRICES)
     # THEN the total says which job it could not count
