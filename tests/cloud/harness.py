@@ -93,6 +93,14 @@ def load_template() -> dict[str, Any]:
     return yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)  # noqa: S506 (safe loader subclass)
 
 
+def create_tables(dynamodb: Any, template: dict[str, Any]) -> None:
+    """The jobs and slots tables as the template declares them (keys, indexes, billing mode)."""
+    for name, logical_id in ((TABLE, "JobsTable"), (SLOTS_TABLE, "SlotsTable")):
+        properties = template["Resources"][logical_id]["Properties"]
+        fields = ("BillingMode", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes")
+        dynamodb.create_table(TableName=name, **{field: properties[field] for field in fields if field in properties})
+
+
 def substitutions(template: dict[str, Any]) -> dict[str, str]:
     """DefinitionSubstitutions filled for tests: function ARNs by logical id, numbers from parameter defaults."""
     params = template["Parameters"]
@@ -333,21 +341,7 @@ class World:
         settings.clear_cache()
 
     def _create_resources(self) -> None:
-        props = self.template["Resources"]["JobsTable"]["Properties"]
-        boto3.client("dynamodb", region_name=REGION).create_table(
-            TableName=TABLE,
-            BillingMode=props["BillingMode"],
-            AttributeDefinitions=props["AttributeDefinitions"],
-            KeySchema=props["KeySchema"],
-            GlobalSecondaryIndexes=props["GlobalSecondaryIndexes"],
-        )
-        slots = self.template["Resources"]["SlotsTable"]["Properties"]
-        boto3.client("dynamodb", region_name=REGION).create_table(
-            TableName=SLOTS_TABLE,
-            BillingMode=slots["BillingMode"],
-            AttributeDefinitions=slots["AttributeDefinitions"],
-            KeySchema=slots["KeySchema"],
-        )
+        create_tables(boto3.client("dynamodb", region_name=REGION), self.template)
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
         self.ecr = boto3.client("ecr", region_name=REGION)
         for repository in REPOSITORIES.values():
@@ -453,6 +447,18 @@ class World:
             time.sleep(0.05)
         running = [arn.rsplit(":", 1)[-1] for arn, status in statuses.items() if status == "RUNNING"]
         raise AssertionError(f"executions still running after {timeout_s} s: {running}")
+
+    def use_state_machine(self, monkeypatch: Any, name: str, overrides: dict[str, str]) -> None:
+        """Start later executions on a copy of the pipeline whose substitutions ``overrides`` changes (a shorter
+        timeout, say), as a redeploy with other parameters would."""
+        from spaceport.cloud import settings
+
+        definition = fill_definition(substitutions(self.template) | overrides)
+        arn = self.sfn.create_state_machine(
+            name=name, definition=definition, roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn"
+        )["stateMachineArn"]
+        monkeypatch.setenv("STATE_MACHINE_ARN", arn)
+        settings.clear_cache()
 
     def kill(self, execution_arn: str) -> None:
         """StopExecution (as from the console, not the API's cancel), taking effect at once as it does in AWS."""

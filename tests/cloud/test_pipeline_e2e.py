@@ -377,17 +377,7 @@ def test_missing_image_tag_fails_with_that_reason(world):
 
 def test_a_lost_completion_event_times_out_to_failed(world, monkeypatch):
     # GIVEN a short time limit and an sfm job whose completion event never arrives
-    from . import harness
-
-    values = harness.substitutions(world.template)
-    values.update({"SfmMaxRuntimeSeconds": "1", "StageWaitMarginSeconds": "1"})
-    arn = world.sfn.create_state_machine(
-        name="short", definition=harness.fill_definition(values), roleArn="arn:aws:iam::123456789012:role/sfn"
-    )["stateMachineArn"]
-    monkeypatch.setenv("STATE_MACHINE_ARN", arn)
-    from spaceport.cloud import settings
-
-    settings.clear_cache()
+    world.use_state_machine(monkeypatch, "short", {"SfmMaxRuntimeSeconds": "1", "StageWaitMarginSeconds": "1"})
     world.push_images()
     world.sagemaker.script["sfm"].append(("silent",))
     # WHEN the job runs

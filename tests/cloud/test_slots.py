@@ -276,15 +276,8 @@ def test_the_sweeper_gives_back_the_slot_of_an_execution_killed_while_holding_it
 
 def test_a_job_that_waits_longer_than_max_queue_wait_seconds_fails_and_leaves_the_queue(world, monkeypatch):
     # GIVEN a one-second MaxQueueWaitSeconds, and the one train slot held by a job that never reports back
-    from spaceport.cloud import settings
-
     limits(monkeypatch, sfm=2, train=1, compress=2)
-    values = harness.substitutions(world.template) | {"MaxQueueWaitSeconds": "1"}
-    arn = world.sfn.create_state_machine(
-        name="short-queue", definition=harness.fill_definition(values), roleArn="arn:aws:iam::123456789012:role/sfn"
-    )["stateMachineArn"]
-    monkeypatch.setenv("STATE_MACHINE_ARN", arn)
-    settings.clear_cache()
+    world.use_state_machine(monkeypatch, "short-queue", {"MaxQueueWaitSeconds": "1"})
     world.push_images()
     world.sagemaker.script["train"].append(("silent",))
     # WHEN two jobs run

@@ -24,6 +24,7 @@ from ..cloud.harness import (
     REPOSITORIES,
     SLOTS_TABLE,
     TABLE,
+    create_tables,
     fill_definition,
     load_template,
     substitutions,
@@ -73,21 +74,7 @@ def create_stack() -> None:
     """The template's tables, the data bucket, the topic, the image repositories with an image each, the pipeline
     state machine, and the queues that observe status events (EventBridge rule) and notifications (SNS)."""
     template = load_template()
-    table = template["Resources"]["JobsTable"]["Properties"]
-    client("dynamodb").create_table(
-        TableName=TABLE,
-        BillingMode=table["BillingMode"],
-        AttributeDefinitions=table["AttributeDefinitions"],
-        KeySchema=table["KeySchema"],
-        GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
-    )
-    slots = template["Resources"]["SlotsTable"]["Properties"]
-    client("dynamodb").create_table(
-        TableName=SLOTS_TABLE,
-        BillingMode=slots["BillingMode"],
-        AttributeDefinitions=slots["AttributeDefinitions"],
-        KeySchema=slots["KeySchema"],
-    )
+    create_tables(client("dynamodb"), template)
     client("s3").create_bucket(Bucket=BUCKET)
     ecr = client("ecr")
     for repository in REPOSITORIES.values():

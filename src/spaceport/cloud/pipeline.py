@@ -33,7 +33,7 @@ from spaceport.cloud.sagemaker_requests import (
     train_request,
 )
 from spaceport.cloud.settings import CommonSettings, CompletionSettings, StageSettings
-from spaceport.cloud.stage_resources import at_start
+from spaceport.cloud.stage_resources import at_start, stage_limits
 
 logger = Logger(child=True)
 
@@ -128,7 +128,7 @@ def _build_request(settings: StageSettings, stage: Stage, name: str, job: dict[s
     # Sized again from the needs recorded at validate, for the instances deployed now (a retry after a redeploy).
     resources = None
     if stage is not Stage.TRAIN:
-        resources = at_start(stage, (job.get("resources") or {}).get(stage.value), settings.limits(stage.value))
+        resources = at_start(stage, (job.get("resources") or {}).get(stage.value), stage_limits(settings, stage))
     if stage is Stage.SFM:
         image = resolve_image(settings.sfm_repository, settings.sfm_image_tag)
         request = sfm_request(settings, name, job_id, image, job.get("options", {}), resources)

@@ -9,7 +9,6 @@ from typing import TypeVar
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from spaceport.cloud.cost import PriceTable
-from spaceport.cloud.stage_resources import StageLimits
 
 
 class SettingsError(RuntimeError):
@@ -79,12 +78,6 @@ class ProcessingSizes(BaseModel):
     compress_largest_instance_type: str = Field(alias="COMPRESS_LARGEST_INSTANCE_TYPE")
     sfm_volume_gb: int = Field(alias="SFM_VOLUME_GB", ge=1, le=16_384)
     compress_volume_gb: int = Field(alias="COMPRESS_VOLUME_GB", ge=1, le=16_384)
-
-    def limits(self, stage: str) -> StageLimits:
-        """The ``sfm`` or ``compress`` stage's instance range and volume."""
-        smallest, largest = getattr(self, f"{stage}_instance_type"), getattr(self, f"{stage}_largest_instance_type")
-        volume, parameter = getattr(self, f"{stage}_volume_gb"), f"{stage.title()}InstanceType"
-        return StageLimits(smallest=smallest, largest=largest, volume_gb=volume, parameter=parameter)
 
 
 class StageSettings(SlotSettings, ValidatorLimits, ProcessingSizes):

@@ -183,21 +183,24 @@ class SlotTable:
             raise
         return True
 
+    def _own_queue_entry(self, waiter: Waiter) -> dict[str, Any]:
+        """A transaction item's target: ``waiter``'s queue entry, while it still holds its own token (a retry or a
+        sweep may have replaced or removed it)."""
+        return {
+            "TableName": self._name,
+            "Key": waiting_key(waiter.stage, waiter.ticket),
+            "ConditionExpression": "#token = :token",
+            "ExpressionAttributeNames": {"#token": "token"},
+            "ExpressionAttributeValues": {":token": waiter.token},
+        }
+
     def mark_queued(self, waiter: Waiter, position: int) -> bool:
         """Show the job QUEUED for ``waiter.stage`` with its place, only while its entry still waits (a grant in
         between wins: the job then never shows QUEUED) and the job has not ended. Returns whether it did."""
         queue = {"stage": waiter.stage.value, "ticket": waiter.ticket, "since": waiter.since, "position": position}
         reasons = self._transact(
             [
-                {
-                    "ConditionCheck": {
-                        "TableName": self._name,
-                        "Key": waiting_key(waiter.stage, waiter.ticket),
-                        "ConditionExpression": "#token = :token",
-                        "ExpressionAttributeNames": {"#token": "token"},
-                        "ExpressionAttributeValues": {":token": waiter.token},
-                    }
-                },
+                {"ConditionCheck": self._own_queue_entry(waiter)},
                 {
                     "Update": {
                         "TableName": self._jobs,
@@ -255,15 +258,7 @@ class SlotTable:
                         "ExpressionAttributeValues": {":one": 1, ":limit": limit},
                     }
                 },
-                {
-                    "Delete": {
-                        "TableName": self._name,
-                        "Key": waiting_key(waiter.stage, waiter.ticket),
-                        "ConditionExpression": "#token = :token",
-                        "ExpressionAttributeNames": {"#token": "token"},
-                        "ExpressionAttributeValues": {":token": waiter.token},
-                    }
-                },
+                {"Delete": self._own_queue_entry(waiter)},
                 {
                     "Put": {
                         "TableName": self._name,

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
@@ -35,6 +35,9 @@ from spaceport.cloud.cost import StageTimes, vcpus
 from spaceport.cloud.models import Stage
 from spaceport.cloud.sizing import SFM_MAX_IMAGE_SIZE, Photo
 from spaceport.train.config import scaled_size
+
+if TYPE_CHECKING:
+    from spaceport.cloud.settings import ProcessingSizes
 
 logger = Logger(child=True)
 
@@ -98,6 +101,17 @@ class StageLimits:
     parameter: str  # e.g. "SfmInstanceType"; the largest is "<Stage>LargestInstanceType"
 
 
+def stage_limits(settings: ProcessingSizes, stage: Stage) -> StageLimits:
+    """The deployment's instance range and volume for the ``sfm`` or ``compress`` stage."""
+    name = stage.value
+    return StageLimits(
+        smallest=getattr(settings, f"{name}_instance_type"),
+        largest=getattr(settings, f"{name}_largest_instance_type"),
+        volume_gb=getattr(settings, f"{name}_volume_gb"),
+        parameter=f"{name.title()}InstanceType",
+    )
+
+
 def sfm_needs(photos: Sequence[Photo]) -> StageNeeds:
     """SfM's needs for these photos, each scaled to SfM's 1600 px."""
     scaled = [scaled_size(photo.width, photo.height, SFM_MAX_IMAGE_SIZE) for photo in photos]
@@ -132,15 +146,19 @@ def _ladder(limits: StageLimits) -> list[tuple[str, int]] | None:
 def choose(stage: Stage, needs: StageNeeds, limits: StageLimits, advice: str) -> dict[str, Any]:
     """The smallest allowed size whose memory holds the stage's needs twice over, with the volume it needs."""
     volume = max(limits.volume_gb, needs.disk_gb)
+
+    def chosen(instance_type: str) -> dict[str, Any]:
+        return {"instance_type": instance_type, "volume_gb": volume,
+                "memory_needed_gib": round(needs.bytes_on(instance_type) / GIB, 2)}  # fmt: skip
+
     ladder = _ladder(limits)
     if ladder is None:
         logger.warning("processing instance type not in the table; job size not checked",
                        extra={"stage": stage.value, "instance_type": limits.smallest})  # fmt: skip
-        ladder = [(limits.smallest, 0)]
+        return chosen(limits.smallest)
     for instance_type, memory_gib in ladder:
-        if memory_gib == 0 or HEADROOM * needs.bytes_on(instance_type) <= memory_gib * GIB:
-            return {"instance_type": instance_type, "volume_gb": volume,
-                    "memory_needed_gib": round(needs.bytes_on(instance_type) / GIB, 2)}  # fmt: skip
+        if HEADROOM * needs.bytes_on(instance_type) <= memory_gib * GIB:
+            return chosen(instance_type)
     largest, memory_gib = ladder[-1]
     title = stage.value.title()
     raise StageTooLargeError(

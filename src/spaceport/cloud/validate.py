@@ -26,7 +26,7 @@ from spaceport.cloud.models import Stage
 from spaceport.cloud.s3io import S3ObjectReader, read_object
 from spaceport.cloud.settings import ValidatorSettings
 from spaceport.cloud.sizing import Photo, refusal_reason, train_config
-from spaceport.cloud.stage_resources import StageTooLargeError, plan
+from spaceport.cloud.stage_resources import StageTooLargeError, plan, stage_limits
 from spaceport.contract import StageError
 
 logger = Logger(child=True)
@@ -150,8 +150,8 @@ def _size_stages(settings: ValidatorSettings, options: dict[str, Any], photos: l
         if reason is not None:
             raise InputRejectedError(reason)
         max_gaussians = train_config(options, settings.default_preset).max_gaussians
-        return plan(settings.limits("sfm"), settings.limits("compress"), settings.sfm_max_runtime_s, photos,
-                    max_gaussians)  # fmt: skip
+        sfm, compress = stage_limits(settings, Stage.SFM), stage_limits(settings, Stage.COMPRESS)
+        return plan(sfm, compress, settings.sfm_max_runtime_s, photos, max_gaussians)
     except (StageError, StageTooLargeError) as error:  # StageError: options the train stage would refuse too
         raise InputRejectedError(str(error)) from error
 
