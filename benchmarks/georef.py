@@ -39,7 +39,8 @@ def scene_dir(workspace: Workspace, layout: str) -> Path:
         return workspace.sample_scene()
     root = workspace.root / "georef" / layout / "scene"
     if not (root / "ground_truth.json").is_file():
-        from spaceport.scene.generator import SceneConfig, render_sample_scene
+        from spaceport.scene.generator import render_sample_scene
+        from spaceport.scene.layouts import SceneConfig
 
         render_sample_scene(root, SceneConfig(layout=layout))
     return root

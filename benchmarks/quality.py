@@ -51,7 +51,8 @@ class QualityScene:
 
 def _synthetic(layout: str) -> Callable[[Path], Path]:
     def prepare(root: Path) -> Path:
-        from spaceport.scene.generator import SceneConfig, render_sample_scene
+        from spaceport.scene.generator import render_sample_scene
+        from spaceport.scene.layouts import SceneConfig
 
         if not (root / "ground_truth.json").is_file():
             render_sample_scene(root, SceneConfig(layout=layout))

@@ -155,7 +155,8 @@ class Plan:
 
 def render_capture(root: Path, layout: str, photos: int, width: int) -> Path:
     """The layout's capture of ``photos`` photos ``width`` wide (4:3), rendered once per work folder."""
-    from spaceport.scene.generator import SceneConfig, render_sample_scene
+    from spaceport.scene.generator import render_sample_scene
+    from spaceport.scene.layouts import SceneConfig
 
     height = width * 3 // 4
     scene = root / "scenes" / f"{layout}-{photos}-{width}"

@@ -137,7 +137,8 @@ def fake_run(out: Path, sfm_from_world: Similarity) -> dict:
     import pycolmap
 
     from spaceport.compress.sog import encode_files, encode_sog, write_bundle
-    from spaceport.scene.generator import SceneConfig, render_sample_scene
+    from spaceport.scene.generator import render_sample_scene
+    from spaceport.scene.layouts import SceneConfig
 
     scene = render_sample_scene(out / "capture", SceneConfig(layout="drone", width=32, height=24, supersampling=1))
     shutil.copytree(scene.images_dir, out / "work" / "sfm" / "processing" / "input" / "images")
@@ -164,7 +165,7 @@ def fake_run(out: Path, sfm_from_world: Similarity) -> dict:
 
 def world_to_georef(points: np.ndarray, truth: dict, origin: dict) -> np.ndarray:
     """World points of the drone capture in georef.json's frame, through the capture's true place on Earth."""
-    from spaceport.scene.generator import GPS_SURVEY, enu_to_geodetic
+    from spaceport.scene.gps import GPS_SURVEY, enu_to_geodetic
 
     survey_origin = (truth["gps"]["origin"]["latitude"], truth["gps"]["origin"]["longitude"],
                      truth["gps"]["origin"]["altitude_m"])  # fmt: skip

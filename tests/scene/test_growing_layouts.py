@@ -10,22 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spaceport.scene.generator import (
-    GRID_FLIGHT,
-    WALK_LOOP,
-    Box,
-    NoiseField,
-    SceneConfig,
-    build_world,
-    camera_directions,
-    camera_poses,
-    grid_plan,
-    render_image,
-    render_sample_scene,
-    visible_world,
-    walk_half_side,
-    walk_path,
-)
+from spaceport.scene.generator import render_sample_scene
+from spaceport.scene.growing_layouts import GRID_FLIGHT, WALK_LOOP, grid_plan, walk_half_side, walk_path
+from spaceport.scene.layouts import SceneConfig, build_world, camera_poses
+from spaceport.scene.raytrace import camera_directions, render_image, visible_world
+from spaceport.scene.shapes import Box
+from spaceport.scene.textures import NoiseField
 
 GROWING = ("grid", "walk")
 

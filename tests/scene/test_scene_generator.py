@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from spaceport.cli import main
-from spaceport.scene.generator import (
+from spaceport.scene.generator import load_sample_scene, render_sample_scene
+from spaceport.scene.layouts import (
     DRONE_TARGET,
     FACADE_FRONT_Y,
     FACADE_HALF_LENGTH,
@@ -21,8 +22,6 @@ from spaceport.scene.generator import (
     SceneConfig,
     camera_poses,
     focal_length_px,
-    load_sample_scene,
-    render_sample_scene,
 )
 
 SMALL = SceneConfig(images=4, width=96, height=72, supersampling=1)
@@ -312,7 +311,7 @@ def test_cli_renders_the_requested_layout(tmp_path: Path) -> None:
 def test_drone_photos_carry_gps_near_the_truth_and_one_wrong_fix(tmp_path: Path) -> None:
     import pycolmap
 
-    from spaceport.scene.generator import GPS_SURVEY
+    from spaceport.scene.gps import GPS_SURVEY
     from spaceport.sfm.georef import read_gps_fixes
 
     # GIVEN a small drone capture (GPS is on by default for the drone)

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 
 from spaceport.contract import verify_manifest
-from spaceport.scene.generator import SceneConfig, camera_poses, gps_fixes, render_sample_scene
+from spaceport.scene.generator import render_sample_scene
+from spaceport.scene.gps import gps_fixes
+from spaceport.scene.layouts import SceneConfig, camera_poses
 from spaceport.sfm.georef import (
     GEOREF_FILE,
     Cameras,

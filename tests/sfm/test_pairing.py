@@ -65,7 +65,8 @@ def _run(scene_dir: Path, out: Path, pairing: PairingConfig):
 @pytest.fixture(scope="module")
 def grid_run(tmp_path_factory):
     """A 24-photo lawn-mower grid with GPS (one fix wrong), through the stage with spatial pairing."""
-    from spaceport.scene.generator import SceneConfig, render_sample_scene
+    from spaceport.scene.generator import render_sample_scene
+    from spaceport.scene.layouts import SceneConfig
 
     root = tmp_path_factory.mktemp("grid")
     scene = render_sample_scene(root / "scene", SceneConfig(layout="grid", images=24, supersampling=1))
@@ -112,7 +113,8 @@ def test_a_grid_is_paired_by_gps_neighbours_and_registers_as_one_model(grid_run)
 
 @pytest.mark.slow
 def test_a_walk_without_gps_is_paired_in_order_and_closes_its_loop(tmp_path: Path) -> None:
-    from spaceport.scene.generator import SceneConfig, render_sample_scene
+    from spaceport.scene.generator import render_sample_scene
+    from spaceport.scene.layouts import SceneConfig
 
     # GIVEN a 32-photo walk round a block, without GPS, through the stage with sequential pairing
     scene = render_sample_scene(tmp_path / "scene", SceneConfig(layout="walk", images=32, supersampling=1))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    from spaceport.scene.generator import LAYOUTS, SceneConfig
+    from spaceport.scene.layouts import LAYOUTS, SceneConfig
 
     defaults = SceneConfig()
     # No argparse `choices` for the layout: an unknown one fails in SceneConfig, which names the valid ones
@@ -25,7 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render the scene; returns 0, or 2 when the arguments describe an impossible scene."""
-    from spaceport.scene.generator import SceneConfig, render_sample_scene
+    from spaceport.scene.generator import render_sample_scene
+    from spaceport.scene.layouts import SceneConfig
 
     try:
         config = SceneConfig(
