@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import struct
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from spaceport.validation import validate_path
 
-from ..validation.validation_corpus import mixed_capture, photos, zip_folder
+from ..validation.validation_corpus import mixed_capture, photo, photos, zip_folder
 from . import harness
 from .harness import BUCKET, REGION, load_template
 
@@ -83,6 +85,23 @@ def test_validation_keeps_neither_the_upload_nor_its_photos_in_tmp(world, tmp_pa
     assert watcher.peak_bytes < size / 10, f"{watcher.peak_bytes} bytes in /tmp for a {size}-byte upload"
 
 
+def three_doors(world, monkeypatch, tmp_path: Path, job_id: str, source: Path) -> tuple[dict[str, Any], Any, Any]:
+    """The Lambda's figures for the job's upload, the CLI's report on ``source`` (the same upload here), and the
+    sfm stage's report on what the Lambda published, with the limits its SageMaker job is given."""
+    figures = validate(world, job_id)
+    local = validate_path(source)
+    photos_for_sfm = tmp_path / "sfm-input"
+    for relative, data in published(job_id).items():
+        (photos_for_sfm / relative).parent.mkdir(parents=True, exist_ok=True)
+        (photos_for_sfm / relative).write_bytes(data)
+    from spaceport.cloud.sagemaker_requests import sfm_request
+    from spaceport.cloud.settings import stage_settings
+
+    for name, value in sfm_request(stage_settings(), "sp-x-sfm-a1-x", job_id, "image")["Environment"].items():
+        monkeypatch.setenv(name, value)
+    return figures, local, validate_path(photos_for_sfm)
+
+
 @pytest.mark.parametrize("kind", ["zip", "images"])
 def test_the_lambda_the_cli_and_the_sfm_stage_agree(world, tmp_path, lambda_tmp, monkeypatch, kind):
     # GIVEN a realistic capture, uploaded as a zip or as a folder
@@ -94,24 +113,81 @@ def test_the_lambda_the_cli_and_the_sfm_stage_agree(world, tmp_path, lambda_tmp,
         upload_folder("job-doors", folder)
     # WHEN the Lambda validates it, the CLI validates the same input here, and the sfm stage validates what the
     # Lambda published, with the limits its SageMaker job is given
-    figures = validate(world, "job-doors")
-    local = validate_path(archive if kind == "zip" else folder)
-    photos_for_sfm = tmp_path / "sfm-input"
-    for relative, data in published("job-doors").items():
-        (photos_for_sfm / relative).parent.mkdir(parents=True, exist_ok=True)
-        (photos_for_sfm / relative).write_bytes(data)
-    from spaceport.cloud.sagemaker_requests import sfm_request
-    from spaceport.cloud.settings import stage_settings
-
-    for name, value in sfm_request(stage_settings(), "sp-x-sfm-a1-x", "job-doors", "image")["Environment"].items():
-        monkeypatch.setenv(name, value)
-    at_sfm = validate_path(photos_for_sfm)
+    source = archive if kind == "zip" else folder
+    figures, local, at_sfm = three_doors(world, monkeypatch, tmp_path, "job-doors", source)
     # THEN all three accept the same photos, byte for byte, and the Lambda reports the CLI's warnings
     assert local.accepted and at_sfm.accepted
     assert figures["images"] == local.images == at_sfm.images == 7
     assert sorted(published("job-doors")) == local.image_paths == at_sfm.image_paths
     assert all(data == (folder / relative).read_bytes() for relative, data in published("job-doors").items())
     assert figures["warnings"] == [issue.message for issue in local.warnings]
+
+
+SMALL_BLOCK = 16 << 10
+
+
+def archive_with_extra_fields(folder: Path, archive: Path, extra_bytes: int) -> Path:
+    """``folder``'s photos zipped with an extra field of ``extra_bytes`` in every member's local header and central
+    directory entry (as archivers that store timestamps, owners or resource forks write them, only larger)."""
+    payload = bytes(index % 256 for index in range(extra_bytes))
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as handle:
+        for path in sorted(folder.iterdir()):
+            info = zipfile.ZipInfo(path.name, date_time=(2026, 12, 6, 12, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.extra = struct.pack("<HH", 0xCAFE, len(payload)) + payload  # an id no reader interprets
+            handle.writestr(info, path.read_bytes())
+    return archive
+
+
+def central_directory_bytes(archive: Path) -> int:
+    """The size of the archive's central directory, which zipfile reads with one call."""
+    with zipfile.ZipFile(archive) as handle:
+        first_header = min(info.header_offset for info in handle.infolist())
+        ends = [info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size
+                for info in handle.infolist()]  # fmt: skip
+    return archive.stat().st_size - 22 - max(ends) + first_header
+
+
+@pytest.mark.parametrize(("photo_count", "extra_bytes"), [(1000, 0), (40, 40_000)], ids=["1000-photos", "40-kB-extras"])
+def test_an_archive_many_blocks_long_is_accepted_as_the_cli_accepts_it(
+    world, tmp_path, lambda_tmp, monkeypatch, photo_count, extra_bytes
+):
+    # GIVEN MaxImages 1000, and an archive of small photos written by Python's zipfile, or one with a 40 kB extra
+    # field in every member; the Lambda reads it through ranged GETs of 16 KiB (a stand-in for its 8 MiB blocks,
+    # which only larger archives would cross as often)
+    from spaceport.cloud import s3io, settings
+    from spaceport.cloud import validate as validate_module
+
+    monkeypatch.setenv("SPACEPORT_MAX_IMAGES", "1000")
+    settings.clear_cache()
+    readers: list[s3io.S3ObjectReader] = []
+
+    class SmallBlockReader(s3io.S3ObjectReader):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs, block_bytes=SMALL_BLOCK)
+            readers.append(self)
+
+    monkeypatch.setattr(validate_module, "S3ObjectReader", SmallBlockReader)
+    folder = tmp_path / "capture"
+    for index in range(photo_count):
+        photo(folder / f"IMG_{index:04d}.jpg", seed=index, size=(64, 64))
+    if extra_bytes:
+        archive = archive_with_extra_fields(folder, tmp_path / "capture.zip", extra_bytes)
+    else:
+        archive = zip_folder(folder, tmp_path / "capture.zip")
+    # (the central directory, which zipfile reads with one call, and with the extra fields every local header, are
+    # longer than a block: those reads must be stitched from several)
+    assert archive.stat().st_size > 100 * SMALL_BLOCK and central_directory_bytes(archive) > SMALL_BLOCK
+    upload_zip("job-many-blocks", archive)
+    # WHEN the Lambda validates it, the CLI validates the same file, and the sfm stage what the Lambda published
+    figures, local, at_sfm = three_doors(world, monkeypatch, tmp_path, "job-many-blocks", archive)
+    # THEN all three accept every photo, the same ones byte for byte, read through many ranged GETs
+    assert local.accepted and at_sfm.accepted, [problem.message for problem in local.problems]
+    assert figures["images"] == local.images == at_sfm.images == photo_count
+    assert sorted(published("job-many-blocks")) == local.image_paths == at_sfm.image_paths
+    assert all(data == (folder / name).read_bytes() for name, data in published("job-many-blocks").items())
+    assert figures["warnings"] == [issue.message for issue in local.warnings]
+    assert readers[0].requests > 100
 
 
 def test_a_rejected_upload_is_rejected_for_the_same_reasons_and_publishes_nothing(world, tmp_path, lambda_tmp):

@@ -55,20 +55,31 @@ class S3ObjectReader(io.RawIOBase):
         return self._position
 
     def readinto(self, buffer: Any) -> int:
-        if self._position >= self._size:
-            return 0
-        offset = self._position - self._block_start
-        if not 0 <= offset < len(self._block):
-            self._fetch(self._position)
-            offset = 0
-        count = min(len(buffer), len(self._block) - offset)
-        buffer[:count] = self._block[offset : offset + count]
-        self._position += count
-        return count
+        """Fill ``buffer`` from as many blocks as it spans; short only at the end of the object.
+
+        ``RawIOBase.read(n)`` makes one call here, and zipfile reads a member's local header, its name and its extra
+        field, and the whole central directory, each with one ``read``: a read cut at a block edge would look like
+        a truncated (corrupt) archive.
+        """
+        view = memoryview(buffer).cast("B")
+        filled = 0
+        while filled < len(view) and self._position < self._size:
+            offset = self._position - self._block_start
+            if not 0 <= offset < len(self._block):
+                self._fetch(self._position)
+                offset = 0
+            count = min(len(view) - filled, len(self._block) - offset)
+            view[filled : filled + count] = self._block[offset : offset + count]
+            filled += count
+            self._position += count
+        return filled
 
     def _fetch(self, start: int) -> None:
         end = min(self._size, start + self._block_bytes) - 1
         data = read_object(self._s3, self._bucket, self._key, self._etag, byte_range=(start, end)).read()
+        if not data:
+            # The object ends before the size it was announced with: never a short read (nor an endless loop).
+            raise S3ReadError(f"s3://{self._bucket}/{self._key}: no bytes at {start} of {self._size}")
         self.requests += 1
         self.bytes_fetched += len(data)
         self._block_start, self._block = start, data
