@@ -180,3 +180,39 @@ def test_a_job_no_sfm_instance_holds_fails_at_validate_and_publishes_nothing(wor
     assert job["failed_stage"] == "validate" and "SfmLargestInstanceType" in job["failure_reason"]
     assert world.sagemaker.requests == []
     assert published("job-sfm-too-large") == {}
+
+
+def test_the_size_table_holds_exactly_the_sizes_sagemaker_processing_offers_in_each_family():
+    # GIVEN the processing instance types botocore's SageMaker model lists (ProcessingClusterConfig.InstanceType)
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    offered = model.shape_for("ProcessingInstanceType").enum
+    # WHEN the sizing table's families are compared with it
+    for family, sizes in stage_resources.FAMILY_MEMORY_GIB.items():
+        listed = {name.split(".")[2] for name in offered if name.split(".")[1] == family}
+        # THEN each family has every size Processing offers, and none it does not
+        assert set(sizes) == listed, family
+
+
+R5_JOB_GIB = 110  # needs 220 GiB with headroom: more than ml.r5.4xlarge's 128, less than ml.r5.8xlarge's 256
+
+
+def r5_needs(gib: float) -> stage_resources.StageNeeds:
+    return stage_resources.StageNeeds(0, 0, 1, int(gib * stage_resources.GIB), 0)
+
+
+def test_a_job_too_large_for_r5_4xlarge_gets_r5_8xlarge_not_the_dearer_12xlarge():
+    # GIVEN an sfm stage allowed ml.r5.xlarge up to ml.r5.24xlarge, and a job that needs 110 GiB
+    limits = StageLimits("ml.r5.xlarge", "ml.r5.24xlarge", 50, "SfmInstanceType")
+    # WHEN it is sized THEN it gets the smallest r5 that holds it twice over: ml.r5.8xlarge (256 GiB)
+    assert stage_resources.choose(Stage.SFM, r5_needs(R5_JOB_GIB), limits, "")["instance_type"] == "ml.r5.8xlarge"
+
+
+def test_r5_16xlarge_as_the_largest_size_allows_every_size_up_to_it():
+    # GIVEN an sfm stage allowed ml.r5.large up to ml.r5.16xlarge (512 GiB), and a job that needs 200 GiB
+    limits = StageLimits("ml.r5.large", "ml.r5.16xlarge", 50, "SfmInstanceType")
+    # WHEN it is sized THEN it gets ml.r5.16xlarge, not a refusal as if only ml.r5.large were allowed
+    assert stage_resources.choose(Stage.SFM, r5_needs(200), limits, "")["instance_type"] == "ml.r5.16xlarge"
+    # AND a smaller job still gets the smaller size that holds it
+    assert stage_resources.choose(Stage.SFM, r5_needs(R5_JOB_GIB), limits, "")["instance_type"] == "ml.r5.8xlarge"

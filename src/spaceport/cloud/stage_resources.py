@@ -57,12 +57,14 @@ COMPRESS_BYTES_PER_GAUSSIAN = 0.58 * GIB / 1e6
 SFM_DISK_BYTES_PER_PHOTO = 8 * 1000**2
 SFM_DISK_BASE_BYTES = 2 * GB
 
-# Memory (GiB) of the processing instance sizes SageMaker offers in the families a CPU stage would use.
+# Memory (GiB) of every processing instance size SageMaker offers in the families a CPU stage would use (the sizes of
+# ProcessingClusterConfig.InstanceType in the API reference; Processing has no ml.c5.large), smallest first.
 FAMILY_MEMORY_GIB: dict[str, dict[str, int]] = {
-    "c5": {"large": 4, "xlarge": 8, "2xlarge": 16, "4xlarge": 32, "9xlarge": 72, "18xlarge": 144},
+    "c5": {"xlarge": 8, "2xlarge": 16, "4xlarge": 32, "9xlarge": 72, "18xlarge": 144},
     "m5": {"large": 8, "xlarge": 16, "2xlarge": 32, "4xlarge": 64, "12xlarge": 192, "24xlarge": 384},
-    "r5": {"large": 16, "xlarge": 32, "2xlarge": 64, "4xlarge": 128, "12xlarge": 384, "24xlarge": 768},
-}
+    "r5": {"large": 16, "xlarge": 32, "2xlarge": 64, "4xlarge": 128, "8xlarge": 256, "12xlarge": 384,
+           "16xlarge": 512, "24xlarge": 768},
+}  # fmt: skip
 
 
 class StageTooLargeError(ValueError):
