@@ -298,3 +298,41 @@ def test_a_spot_training_job_without_its_billable_time_is_flagged_not_priced_at_
     view = summary({"sp-job-x-train-a1-abcdef": billing_entry(Stage.TRAIN, description, PRICES)}, PRICES)
     # THEN the hour of wall clock is not billed as on-demand time; the job is named as not counted
     assert view["total"] == 0 and "sp-job-x-train-a1-abcdef" in view["seconds_unknown"]
+
+
+def test_a_processing_jobs_seconds_are_labelled_an_estimate_a_training_jobs_billable_time_is_not():
+    # GIVEN a completed processing job (SageMaker reports its start and end, no billable time) and a training job
+    # with BillableTimeInSeconds
+    start = datetime(2026, 12, 6, tzinfo=UTC)
+    processing = {**sfm_job_ended_without_a_start("Completed"), "ProcessingStartTime": start,
+                  "ProcessingEndTime": start + timedelta(seconds=900)}  # fmt: skip
+    training = {
+        "TrainingJobName": "sp-job-x-train-a1-abcdef",
+        "TrainingJobStatus": "Completed",
+        "ResourceConfig": {"InstanceType": "ml.g5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
+        "BillableTimeInSeconds": 3600,
+    }
+    # WHEN their billing entries are made
+    sfm, train = billing_entry(Stage.SFM, processing, PRICES), billing_entry(Stage.TRAIN, training, PRICES)
+    # THEN the processing entry says its seconds are an estimate from its end minus start time; the training one is
+    # SageMaker's billable time
+    assert sfm["billable_seconds"] == 900.0 and sfm["estimated"] is True
+    assert "ProcessingEndTime" in sfm["seconds_from"] and "ProcessingStartTime" in sfm["seconds_from"]
+    assert "estimated" not in train and train["seconds_from"] == "BillableTimeInSeconds"
+
+
+def test_the_api_labels_the_processing_stages_cost_an_estimate(world):
+    # GIVEN a job that ran to its end
+    world.push_images()
+    started = upload_zip(world, "job-estimated")
+    assert world.run(started["execution_arn"])["status"] == "SUCCEEDED"
+    # WHEN its cost is read through the API
+    _, view = call(world, "api_get_job.json", path="/jobs/job-estimated")
+    cost = view["cost"]
+    # THEN sfm and compress are marked estimated, train is not, and the view says why
+    assert {stage: figures.get("estimated", False) for stage, figures in cost["stages"].items()} == {
+        "sfm": True,
+        "train": False,
+        "compress": True,
+    }
+    assert "compress, sfm" in cost["estimated"] and "ProcessingEndTime" in cost["estimated"]

@@ -3,9 +3,11 @@
 **Billed.** Every SageMaker job of ours that ends (completed, failed or stopped; every attempt, a stale one
 included) is described once by ``complete_stage``, and ``billing_entry`` turns the description into its billable
 seconds and instance: a training job's ``BillableTimeInSeconds`` (with managed spot, SageMaker counts only what it
-bills there), a processing job's ``ProcessingEndTime - ProcessingStartTime``, times the instance count. The entry is
-priced when it is recorded, with the table's date beside the figure; ``summary`` adds them up per stage for the job
-record's view.
+bills there), a processing job's ``ProcessingEndTime - ProcessingStartTime``, times the instance count. SageMaker
+reports no billable time for a processing job and AWS does not document that interval as the billed one, so those
+seconds (and a training job's wall clock, where its billable time is missing) are labelled ``estimated``. The entry
+is priced when it is recorded, with the table's date beside the figure; ``summary`` adds them up per stage for the
+job record's view.
 
 **Estimated.** Before an upload, ``estimate`` predicts each stage's billable seconds from the declared photo count
 and the preset on the configured instances (``StageTimes``: SfM and compression from our CPU benchmarks, training
@@ -57,6 +59,11 @@ class PriceTable(BaseModel):
         return f"SageMaker on-demand prices in {self.region} as of {self.as_of.isoformat()} ({self.source})"
 
 
+# Where an entry's seconds come from when SageMaker does not report the billable time.
+WALL_CLOCK_PROCESSING = "ProcessingEndTime - ProcessingStartTime (an estimate: SageMaker reports no billable time)"
+WALL_CLOCK_TRAINING = "TrainingEndTime - TrainingStartTime (an estimate: no BillableTimeInSeconds was reported)"
+
+
 def _seconds_between(start: Any, end: Any) -> float:
     if not isinstance(start, datetime) or not isinstance(end, datetime):
         return 0.0
@@ -74,15 +81,18 @@ def billing_entry(stage: Stage, description: dict[str, Any], prices: PriceTable)
         status = description.get("TrainingJobStatus")
         known = description.get("BillableTimeInSeconds") is not None
         seconds = float(description.get("BillableTimeInSeconds") or 0)
+        seconds_from = "BillableTimeInSeconds"
         if not known and "TrainingStartTime" in description and "TrainingEndTime" in description:
             known = not description.get("EnableManagedSpotTraining")  # spot bills less than the wall clock
             seconds = _seconds_between(description["TrainingStartTime"], description["TrainingEndTime"])
+            seconds_from = WALL_CLOCK_TRAINING
         unknown = not known and (status == "Completed" or "TrainingStartTime" in description)
         seconds = 0.0 if unknown else seconds  # a spot job's wall clock is not what it bills
     else:
         resources = description.get("ProcessingResources", {}).get("ClusterConfig", {})
         status = description.get("ProcessingJobStatus")
         seconds = _seconds_between(description.get("ProcessingStartTime"), description.get("ProcessingEndTime"))
+        seconds_from = WALL_CLOCK_PROCESSING
         started = "ProcessingStartTime" in description
         unknown = (started and "ProcessingEndTime" not in description) or (status == "Completed" and not started)
     instance_type, count = str(resources.get("InstanceType", "")), int(resources.get("InstanceCount", 1))
@@ -92,8 +102,11 @@ def billing_entry(stage: Stage, description: dict[str, Any], prices: PriceTable)
         "instance_type": instance_type,
         "instance_count": count,
         "billable_seconds": round(seconds, 1),
+        "seconds_from": seconds_from,
         "prices_as_of": prices.as_of.isoformat(),
     }
+    if seconds_from != "BillableTimeInSeconds":
+        entry["estimated"] = True  # not a figure SageMaker bills by: see the module's docstring
     if description.get("EnableManagedSpotTraining"):
         entry["spot"] = True
     if unknown:
@@ -113,6 +126,8 @@ def summary(billing: dict[str, dict[str, Any]], prices: PriceTable) -> dict[str,
     unknown = sorted(name for name, entry in billing.items() if entry.get("seconds_unknown"))
     for entry in billing.values():
         stage = stages.setdefault(entry["stage"], {"jobs": 0, "billable_seconds": 0.0, "cost": 0.0, "instances": []})
+        if entry.get("estimated") or ("seconds_from" not in entry and entry["stage"] != Stage.TRAIN):
+            stage["estimated"] = True  # (an entry recorded before the label: a processing job's is estimated too)
         stage["jobs"] += 1
         stage["billable_seconds"] = round(stage["billable_seconds"] + entry["billable_seconds"], 1)
         if entry["instance_type"] not in stage["instances"]:
@@ -136,6 +151,12 @@ def summary(billing: dict[str, dict[str, Any]], prices: PriceTable) -> dict[str,
         view["unpriced"] = f"no price in InstancePrices for {', '.join(sorted(unpriced))}: the total leaves them out"
     if unknown:
         view["seconds_unknown"] = f"SageMaker gave no billable time for {', '.join(unknown)}: the total leaves them out"
+    estimated = sorted(name for name, stage in stages.items() if stage.get("estimated"))
+    if estimated:
+        view["estimated"] = (
+            f"{', '.join(estimated)}: an estimate, from each job's end minus start time (ProcessingEndTime - "
+            "ProcessingStartTime for a processing job), which AWS does not document as the time it bills"
+        )
     return view
 
 
