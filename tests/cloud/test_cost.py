@@ -4,9 +4,11 @@ table in the settings, shown by GET /jobs/{id}; and POST /jobs's estimate from t
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from botocore.exceptions import ClientError
 
 from spaceport.cloud.cost import PriceTable, billing_entry, summary
 from spaceport.cloud.models import Stage
@@ -210,17 +212,116 @@ def test_without_a_photo_count_the_estimate_says_what_to_declare(world):
     assert status == 201 and "photo_count" in body["estimate"]["missing"]
 
 
-def test_a_price_table_with_a_bad_price_fails_loudly(monkeypatch):
-    # GIVEN an InstancePrices parameter with a negative price
+def default_table() -> dict:
+    return json.loads(harness.load_template()["Parameters"]["InstancePrices"]["Default"])
+
+
+def with_bad_prices() -> str:
+    """The default table with ml.g5.xlarge at 0, ml.c5.4xlarge at -1 and ml.m5.2xlarge as text."""
+    table = default_table()
+    table["per_hour"].update({"ml.g5.xlarge": 0, "ml.c5.4xlarge": -1, "ml.m5.2xlarge": "0.461"})
+    return json.dumps(table)
+
+
+def test_a_price_table_with_bad_prices_names_them_and_leaves_those_instances_unpriced(monkeypatch):
+    # GIVEN an InstancePrices value with a zero, a negative and a quoted price
     from spaceport.cloud import settings
 
-    table = json.loads(harness.load_template()["Parameters"]["InstancePrices"]["Default"])
-    table["per_hour"]["ml.g5.xlarge"] = -1
-    monkeypatch.setenv("INSTANCE_PRICES", json.dumps(table))
+    monkeypatch.setenv("INSTANCE_PRICES", with_bad_prices())
     settings.clear_cache()
-    # WHEN the API's settings are read THEN the error names the variable and the instance
-    with pytest.raises(settings.SettingsError, match=r"(?s)INSTANCE_PRICES.*ml\.g5\.xlarge"):
-        settings.api_settings()
+    # WHEN the completion and API settings are read
+    prices = settings.completion_settings().prices
+    # THEN nothing raises; the bad entries are named and left out, the others kept with the table's date
+    assert settings.api_settings().prices == prices
+    for instance in ("ml.g5.xlarge", "ml.c5.4xlarge", "ml.m5.2xlarge"):
+        assert instance not in prices.per_hour and any(instance in problem for problem in prices.problems)
+    assert prices.per_hour["ml.r5.large"] == default_table()["per_hour"]["ml.r5.large"]
+    assert prices.as_of.isoformat() == default_table()["as_of"]
+
+
+@pytest.mark.parametrize(
+    "instance_prices",
+    [with_bad_prices(), '{"as_of": "2024-06-01", "per_hour": {"ml.g5.xlarge": 1.4'],
+    ids=["bad-prices", "not-json"],
+)
+def test_a_malformed_price_table_never_stops_a_job_and_its_cost_says_what_is_wrong(world, monkeypatch, instance_prices):
+    # GIVEN an InstancePrices value that CloudFormation could not check: bad prices, or a typo that breaks the JSON
+    from spaceport.cloud import settings
+
+    monkeypatch.setenv("INSTANCE_PRICES", instance_prices)
+    settings.clear_cache()
+    world.push_images()
+    # WHEN a job is created through the API, uploaded, and runs
+    status, created = create(world, {"photo_count": 4})
+    started = upload_zip(world, "job-bad-prices")
+    # THEN the job runs to its end and the API answers, naming the instances it could not price and why
+    assert status == 201 and "unpriced" in created["estimate"] and created["estimate"]["price_problems"]
+    assert world.run(started["execution_arn"])["status"] == "SUCCEEDED"
+    status, view = call(world, "api_get_job.json", path="/jobs/job-bad-prices")
+    assert status == 200 and view["status"] == "SUCCEEDED"
+    assert "ml.g5.xlarge" in view["cost"]["unpriced"] and view["cost"]["price_problems"]
+    assert view["cost"]["stages"]["train"]["billable_seconds"] == 3600.0
+
+
+def test_a_failed_billing_write_does_not_hold_up_the_stage_and_the_redelivered_event_bills_it(world, monkeypatch):
+    # GIVEN an sfm job that waits for its event, and DynamoDB throttling the write of its billing entry once
+    from spaceport.cloud.jobs import JobsTable
+
+    world.push_images()
+    world.sagemaker.script["sfm"].append(("silent",))
+    started = upload_zip(world, "job-bill-later")
+    wait_for(lambda: world.sagemaker.outcomes, "the sfm stage to wait")
+    name, sfm_token = world.job("job-bill-later")["sagemaker_job"], world.job("job-bill-later")["wait_token"]
+    record_billing, attempts = JobsTable.record_billing, []
+
+    def throttled_once(self, job_id, sagemaker_job, entry):
+        attempts.append(sagemaker_job)
+        if len(attempts) == 1:
+            raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "injected"}}, "UpdateItem")
+        return record_billing(self, job_id, sagemaker_job, entry)
+
+    monkeypatch.setattr(JobsTable, "record_billing", throttled_once)
+    event = world.state_change_event("sfm", name)
+    # WHEN its event fails on the billing write, and EventBridge delivers it again
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        world.handlers["complete_stage"].lambda_handler(event, harness.FakeContext())
+    after_first = world.job("job-bill-later")
+    world.handlers["complete_stage"].lambda_handler(event, harness.FakeContext())
+    # THEN the first delivery had already sent the stage's outcome (and so released its token); the second billed it
+    assert after_first["stages"]["sfm"]["status"] == "SUCCEEDED" and after_first.get("wait_token") != sfm_token
+    assert attempts == [name, name]
+    assert world.run(started["execution_arn"])["status"] == "SUCCEEDED"
+    assert world.job("job-bill-later")["billing"][name]["billable_seconds"] == 900.0
+
+
+PRICE_TABLE_FAULTS = {
+    "zero price": ('"ml.g5.xlarge":1.408', '"ml.g5.xlarge":0'),
+    "zero with decimals": ('"ml.g5.xlarge":1.408', '"ml.g5.xlarge":0.000'),
+    "negative price": ('"ml.g5.xlarge":1.408', '"ml.g5.xlarge":-1.408'),
+    "quoted price": ('"ml.g5.xlarge":1.408', '"ml.g5.xlarge":"1.408"'),
+    "missing quote": ('"ml.g5.xlarge":1.408', '"ml.g5.xlarge:1.408'),
+    "trailing comma": ('"ml.p5.48xlarge":113.07}', '"ml.p5.48xlarge":113.07,}'),
+    "missing brace": ("113.07}}", "113.07}"),
+    "no date": ('"as_of":"2024-06-01",', ""),
+    "misspelt date": ('"as_of":"2024-06-01"', '"as_of":"2024-6-1"'),
+    "no prices": ('"per_hour":{', '"per_hour":{}, "x":{'),
+}
+
+
+@pytest.mark.parametrize("fault", PRICE_TABLE_FAULTS)
+def test_cloudformation_refuses_a_malformed_price_table_at_deploy(fault):
+    # GIVEN the InstancePrices parameter's AllowedPattern (CloudFormation matches it against the whole value)
+    parameter = harness.load_template()["Parameters"]["InstancePrices"]
+    pattern = re.compile(parameter["AllowedPattern"])
+    old, new = PRICE_TABLE_FAULTS[fault]
+    assert old in parameter["Default"]
+    # WHEN the default, spaced out as JSON may be, and the default with one fault are matched
+    spaced = json.dumps(json.loads(parameter["Default"]), indent=2)
+    # THEN the default passes, with or without spaces and in any key order, and the faulty value does not
+    assert pattern.fullmatch(parameter["Default"]) and pattern.fullmatch(spaced)
+    assert pattern.fullmatch(json.dumps(dict(reversed(json.loads(parameter["Default"]).items()))))
+    assert not pattern.fullmatch(parameter["Default"].replace(old, new, 1))
+    assert "positive" in parameter["ConstraintDescription"]
 
 
 def test_the_default_price_table_is_dated_and_prices_every_default_instance():
@@ -228,10 +329,10 @@ def test_the_default_price_table_is_dated_and_prices_every_default_instance():
     parameters = harness.load_template()["Parameters"]
     # WHEN the default price table is read
     table = PriceTable.parse(parameters["InstancePrices"]["Default"])
-    # THEN it prices each stage's default instance, and it is dated
+    # THEN it prices each stage's default instance, and it is dated, with nothing wrong in it
     for name in ("SfmInstanceType", "TrainInstanceType", "CompressInstanceType"):
         assert parameters[name]["Default"] in table.per_hour, name
-    assert table.as_of.year >= 2024 and table.region
+    assert table.as_of.year >= 2024 and table.region and table.problems == []
 
 
 def test_an_estimate_beyond_a_stages_runtime_limit_warns_before_the_upload(world, thousand_photos_allowed, monkeypatch):

@@ -24,39 +24,85 @@ import math
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from spaceport.cloud.models import SAGEMAKER_STAGES, Stage
 
 
 class PriceTable(BaseModel):
-    """On-demand prices per instance-hour, as of a date, in one region (SageMaker's prices differ by region)."""
+    """On-demand prices per instance-hour, as of a date, in one region (SageMaker's prices differ by region).
 
-    as_of: date
-    region: str
+    ``problems`` names what the table's text got wrong: an entry that is not a positive number is left out (its
+    instance is then unpriced, never free), a missing or malformed field is left empty. A price never stops a job.
+    """
+
+    as_of: date | None = None
+    region: str = ""
     currency: str = "USD"
-    source: str
-    per_hour: dict[str, float] = Field(min_length=1)
-
-    @field_validator("per_hour")
-    @classmethod
-    def _positive(cls, prices: dict[str, float]) -> dict[str, float]:
-        bad = sorted(name for name, price in prices.items() if not price > 0)
-        if bad:
-            raise ValueError(f"prices must be positive: {', '.join(bad)}")
-        return prices
+    source: str = ""
+    per_hour: dict[str, float] = Field(default_factory=dict)
+    problems: list[str] = Field(default_factory=list)
 
     @classmethod
     def parse(cls, text: str | dict[str, Any]) -> PriceTable:
-        return cls.model_validate(json.loads(text) if isinstance(text, str) else text)
+        """The table from the InstancePrices parameter's JSON, keeping what is usable; never raises."""
+        try:
+            raw = json.loads(text) if isinstance(text, str) else text
+        except ValueError as error:
+            return cls(problems=[f"InstancePrices is not JSON ({error}): every instance is unpriced"])
+        if not isinstance(raw, dict):
+            return cls(problems=["InstancePrices is not a JSON object: every instance is unpriced"])
+        problems: list[str] = []
+        fields: dict[str, Any] = {}
+        for name in ("region", "currency", "source"):
+            if isinstance(raw.get(name), str) and raw[name]:
+                fields[name] = raw[name]
+            elif name != "currency" or name in raw:  # the currency may be left out: USD
+                problems.append(f"InstancePrices: {name} is missing or not a text")
+        fields["as_of"] = _date(raw.get("as_of"), problems)
+        fields["per_hour"] = _positive_prices(raw.get("per_hour"), problems)
+        return cls(**fields, problems=problems)
 
     def cost(self, instance_type: str, seconds: float, count: int = 1) -> float | None:
         """What ``count`` instances of ``instance_type`` cost for ``seconds``; None when the table has no price."""
         price = self.per_hour.get(instance_type)
         return None if price is None else round(price * count * seconds / 3600, 4)
 
+    def date_text(self) -> str | None:
+        return self.as_of.isoformat() if self.as_of else None
+
     def basis(self) -> str:
-        return f"SageMaker on-demand prices in {self.region} as of {self.as_of.isoformat()} ({self.source})"
+        return (f"SageMaker on-demand prices in {self.region or 'an unnamed region'} as of "
+                f"{self.date_text() or 'an unknown date'} ({self.source or 'no source given'})")  # fmt: skip
+
+    def annotate(self, view: dict[str, Any]) -> dict[str, Any]:
+        """``view`` with the table's problems, so that whoever reads a cost learns why an instance is unpriced."""
+        if self.problems:
+            view["price_problems"] = self.problems
+        return view
+
+
+def _date(value: Any, problems: list[str]) -> date | None:
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        problems.append(f"InstancePrices: as_of {value!r} is not a date (YYYY-MM-DD)")
+        return None
+
+
+def _positive_prices(value: Any, problems: list[str]) -> dict[str, float]:
+    """The usable prices of a ``per_hour`` object: finite numbers above zero (a zero would bill a job as free)."""
+    if not isinstance(value, dict):
+        problems.append("InstancePrices: per_hour is missing or not an object: every instance is unpriced")
+        return {}
+    prices = {}
+    for name, price in value.items():
+        number = isinstance(price, int | float) and not isinstance(price, bool)
+        if number and math.isfinite(price) and price > 0:
+            prices[str(name)] = float(price)
+        else:
+            problems.append(f"InstancePrices: {name} has {price!r}, not a positive number: left unpriced")
+    return prices
 
 
 # Where an entry's seconds come from when SageMaker does not report the billable time.
@@ -103,7 +149,7 @@ def billing_entry(stage: Stage, description: dict[str, Any], prices: PriceTable)
         "instance_count": count,
         "billable_seconds": round(seconds, 1),
         "seconds_from": seconds_from,
-        "prices_as_of": prices.as_of.isoformat(),
+        "prices_as_of": prices.date_text(),
     }
     if seconds_from != "BillableTimeInSeconds":
         entry["estimated"] = True  # not a figure SageMaker bills by: see the module's docstring
@@ -136,7 +182,8 @@ def summary(billing: dict[str, dict[str, Any]], prices: PriceTable) -> dict[str,
             stage["cost"] = round(stage["cost"] + entry["cost"], 4)
         elif entry["billable_seconds"] > 0:
             unpriced.add(entry["instance_type"])
-    dates = sorted({entry["prices_as_of"] for entry in billing.values()}) or [prices.as_of.isoformat()]
+    dates = sorted({entry["prices_as_of"] for entry in billing.values() if entry.get("prices_as_of")})
+    dates = dates or [prices.date_text()]
     view: dict[str, Any] = {
         "currency": prices.currency,
         "total": round(sum(stage["cost"] for stage in stages.values()), 2),
@@ -157,7 +204,7 @@ def summary(billing: dict[str, dict[str, Any]], prices: PriceTable) -> dict[str,
             f"{', '.join(estimated)}: an estimate, from each job's end minus start time (ProcessingEndTime - "
             "ProcessingStartTime for a processing job), which AWS does not document as the time it bills"
         )
-    return view
+    return prices.annotate(view)
 
 
 class StageTimes(BaseModel):
@@ -240,7 +287,7 @@ def estimate(
         "currency": prices.currency,
         "stages": stages,
         "photos": photos,
-        "prices_as_of": prices.as_of.isoformat(),
+        "prices_as_of": prices.date_text(),
         "basis": f"{prices.basis()}; expected seconds from our CPU benchmarks (SfM, compression) and published "
         "GPU training figures, for photos of 1600 px or more; 'at_most' is each stage's MaxRuntime, per attempt",
     }
@@ -251,4 +298,4 @@ def estimate(
     else:
         view["total"] = round(sum(stage["cost"] for stage in stages.values()), 2)
         view["at_most"] = round(sum(stage["at_most"] for stage in stages.values()), 2)
-    return view
+    return prices.annotate(view)

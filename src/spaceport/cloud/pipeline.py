@@ -242,11 +242,13 @@ def stage_failure(stage: Stage, status: str, description: dict[str, Any]) -> tup
 
 
 def complete_stage(settings: CompletionSettings, detail: dict[str, Any]) -> dict[str, Any]:
-    """Record what an ended SageMaker job billed, then resume the waiting execution: success with the stage's
-    figures and outputs, or failure with the container's own reason (ExitMessage / FailureReason).
+    """Resume the waiting execution from an ended SageMaker job: success with the stage's figures and outputs, or
+    failure with the container's own reason (ExitMessage / FailureReason); then record what the job billed.
 
     The token is released only once Step Functions has the outcome: when the send fails (throttled, this Lambda
-    timing out), EventBridge delivers the event again and the retry finds the token where it was.
+    timing out), EventBridge delivers the event again and the retry finds the token where it was. Billing comes
+    after the outcome, so that no billing error (a throttled write) holds up the pipeline: it fails this
+    invocation, and the redelivered event, which finds the token released, bills the job.
     """
     name = detail.get("TrainingJobName") or detail.get("ProcessingJobName") or ""
     if not is_our_job(name):
@@ -257,7 +259,15 @@ def complete_stage(settings: CompletionSettings, detail: dict[str, Any]) -> dict
     if status not in ("Completed", "Failed", "Stopped"):
         return {"ignored": f"{name} is {status}"}
     table = JobsTable(settings.jobs_table)
+    outcome = _hand_over_outcome(settings, table, name, status, description)
     _record_billing(settings, table, name, description)
+    return outcome
+
+
+def _hand_over_outcome(
+    settings: CompletionSettings, table: JobsTable, name: str, status: str, description: dict[str, Any]
+) -> dict[str, Any]:
+    """Record the ended job's stage and send its outcome to the execution that waits for it, if one does."""
     job = table.find_by_sagemaker_job(name)
     if job is None or job.get("sagemaker_job") != name or not job.get("wait_token"):
         # A stale attempt or a duplicate event: there is nothing waiting for it.
@@ -282,8 +292,8 @@ def complete_stage(settings: CompletionSettings, detail: dict[str, Any]) -> dict
 
 
 def _record_billing(settings: CompletionSettings, table: JobsTable, name: str, description: dict[str, Any]) -> None:
-    """Every ended job of ours bills, whether an execution still waits for it or not (a stopped retry, a job
-    stopped with a cancelled one): its entry goes in the record before anything else is decided."""
+    """Every ended job of ours bills, whether an execution still waited for it or not (a stopped retry, a job
+    stopped with a cancelled one); a duplicate event writes the same entry again."""
     owner = job_and_stage(name)
     if owner is None:
         logger.error("SageMaker job name not ours to bill", extra={"sagemaker_job": name})

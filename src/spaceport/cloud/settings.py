@@ -6,9 +6,12 @@ import os
 from functools import cache
 from typing import TypeVar
 
+from aws_lambda_powertools import Logger
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from spaceport.cloud.cost import PriceTable
+
+logger = Logger(child=True)
 
 
 class SettingsError(RuntimeError):
@@ -26,14 +29,21 @@ class CommonSettings(BaseModel):
 
 class PricingSettings(BaseModel):
     """The dated table of SageMaker instance prices (the InstancePrices parameter, JSON) that costs are
-    estimated from."""
+    estimated from. A malformed table never fails the settings (it would stop every job's completion): what is
+    wrong is logged and named in the costs, and the entries it spoils are left unpriced."""
 
     prices: PriceTable = Field(alias="INSTANCE_PRICES")
 
     @field_validator("prices", mode="before")
     @classmethod
     def _parse(cls, value: object) -> object:
-        return PriceTable.parse(value) if isinstance(value, str) else value
+        if not isinstance(value, str):
+            return value
+        table = PriceTable.parse(value)
+        if table.problems:
+            logger.error("InstancePrices has problems; the instances concerned are unpriced",
+                         extra={"problems": table.problems})  # fmt: skip
+        return table
 
 
 class CompletionSettings(CommonSettings, PricingSettings):
