@@ -219,6 +219,8 @@ class FakeSageMaker:
         self.training_log = TRAINING_LOG
         # How long each stage's jobs run (SageMaker's billable seconds in their descriptions).
         self.seconds: dict[str, float] = {"sfm": 900.0, "train": 3600.0, "compress": 300.0}
+        # Whether a training job's description has BillableTimeInSeconds yet (SageMaker may add it after the end).
+        self.billable_time_reported = True
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -306,7 +308,9 @@ class FakeSageMaker:
         definitions = request["AlgorithmSpecification"].get("MetricDefinitions", [])
         description["FinalMetricDataList"] = final_metric_data(definitions, self.training_log)
         seconds = int(self.seconds["train"])
-        description.update(TrainingTimeInSeconds=seconds, BillableTimeInSeconds=seconds)
+        description.update(TrainingTimeInSeconds=seconds)
+        if self.billable_time_reported:
+            description.update(BillableTimeInSeconds=seconds)
         description["Environment"] = request["Environment"]  # moto leaves it out; SageMaker returns it
         if request.get("EnableManagedSpotTraining"):
             description["EnableManagedSpotTraining"] = True

@@ -437,3 +437,32 @@ def test_the_api_labels_the_processing_stages_cost_an_estimate(world):
         "compress": True,
     }
     assert "compress, sfm" in cost["estimated"] and "ProcessingEndTime" in cost["estimated"]
+
+
+def test_a_spot_job_without_its_billable_time_is_described_again_by_the_sweeper_until_it_is_there(world, monkeypatch):
+    # GIVEN spot training, and SageMaker describing the ended training job without BillableTimeInSeconds at first
+    from spaceport.cloud import settings
+
+    monkeypatch.setenv("SPOT_TRAINING", "true")
+    settings.clear_cache()
+    world.push_images()
+    world.sagemaker.billable_time_reported = False
+    started = upload_zip(world, "job-spot-late")
+    assert world.run(started["execution_arn"])["status"] == "SUCCEEDED"
+    name = next(r["TrainingJobName"] for op, r in world.sagemaker.requests if op == "create_training_job")
+    assert name in call(world, "api_get_job.json", path="/jobs/job-spot-late")[1]["cost"]["seconds_unknown"]
+    sweep_event = harness.load_event("sweep_slots_scheduled.json")
+    # WHEN the sweeper runs while the figure is still missing, and again once SageMaker reports it
+    first = world.handlers["sweep_slots"].lambda_handler(sweep_event, harness.FakeContext())
+    world.sagemaker.billable_time_reported = True
+    second = world.handlers["sweep_slots"].lambda_handler(sweep_event, harness.FakeContext())
+    # THEN the first sweep described the job and left it unknown; the second billed its 3600 s at the table's price
+    assert first["billing"] == [] and world.sagemaker.described.count(name) >= 2
+    assert second["billing"] == [{"job_id": "job-spot-late", "sagemaker_job": name, "billable_seconds": 3600.0}]
+    cost = call(world, "api_get_job.json", path="/jobs/job-spot-late")[1]["cost"]
+    assert "seconds_unknown" not in cost and cost["stages"]["train"]["billable_seconds"] == 3600.0
+    assert cost["stages"]["train"]["cost"] == pytest.approx(hourly("ml.g5.xlarge"), abs=1e-4)
+    # AND a later sweep has nothing left to describe
+    described = len(world.sagemaker.described)
+    assert world.handlers["sweep_slots"].lambda_handler(sweep_event, harness.FakeContext())["billing"] == []
+    assert len(world.sagemaker.described) == described

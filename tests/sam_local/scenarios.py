@@ -220,6 +220,7 @@ def check_sweep_reclaims_the_slot_and_grants_it(result: Any, seen: dict[str, Any
         "dropped": [{"stage": "train", "job_id": "job-0003"}],
         "resent": [],
         "granted": {"sfm": [], "train": [3], "compress": []},
+        "billing": [],
     }
     assert seen["slots"]["train/count"]["held"] == 1 and seen["slots"]["train/holder#job-0002"]["resumed"] is True
     assert not [key for key in seen["slots"] if "waiting#" in key or key == f"train/holder#{JOB}"]

@@ -10,8 +10,10 @@ job's place in upload order (the slots table hands it out; queues serve the lowe
 ``ticket``, ``since``, ``position`` when it joined) is there while the job is QUEUED for a stage's slot; a stage's
 ``quota_refused_since`` is when SageMaker first answered ResourceLimitExceeded to it (epoch seconds). ``billing`` maps
 each of the job's ended SageMaker jobs (every attempt) to its billable seconds, instance and priced cost
-(``spaceport.cloud.cost.billing_entry``). ``resources`` holds the instance type and volume the validate step chose for
-each Processing stage from the job's size (``spaceport.cloud.stage_resources``).
+(``spaceport.cloud.cost.billing_entry``); ``billing_recheck`` (the key of the ``by-billing-recheck`` index, present
+only while some entry lacks its billable time) and ``billing_recheck_mark`` (which marking it was) point the sweeper at
+the jobs to describe again (``spaceport.cloud.billing``). ``resources`` holds the instance type and volume the
+validate step chose for each Processing stage from the job's size (``spaceport.cloud.stage_resources``).
 
 The token is removed only after Step Functions accepted it (``release_token``), and only while it is still the
 one stored for that SageMaker job: a send that failed leaves it for the redelivered event, and a late event of an
@@ -20,6 +22,7 @@ earlier stage can never remove the token the next stage stored.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -33,6 +36,8 @@ from spaceport.cloud.models import STAGE_ORDER, TERMINAL_STATUSES, JobStatus, St
 LIST_PARTITION = "JOB"
 LIST_INDEX = "by-created"
 SAGEMAKER_INDEX = "by-sagemaker-job"
+RECHECK_INDEX = "by-billing-recheck"
+RECHECK_PARTITION = "PENDING"
 
 
 class JobNotFoundError(Exception):
@@ -379,13 +384,45 @@ class JobsTable:
             if _conditional_failed(error):
                 return False
             raise
+        sets, values = ["#billing.#name = :entry", "updated_at = :now"], {":entry": to_dynamo(entry), ":now": now()}
+        if entry.get("seconds_unknown"):
+            # Found by the sweeper's query of the sparse index; the mark tells a later marking from this one.
+            sets += ["billing_recheck = :pending", "billing_recheck_mark = :mark"]
+            values |= {":pending": RECHECK_PARTITION, ":mark": f"{sagemaker_job} {values[':now']}"}
         self._table.update_item(
             Key={"job_id": job_id},
-            UpdateExpression="SET #billing.#name = :entry, updated_at = :now",
+            UpdateExpression="SET " + ", ".join(sets),
             ExpressionAttributeNames={**names, "#name": sagemaker_job},
-            ExpressionAttributeValues={":entry": to_dynamo(entry), ":now": now()},
+            ExpressionAttributeValues=values,
         )
         return True
+
+    def jobs_to_recheck(self) -> Iterator[str]:
+        """The ids of the jobs marked for a billing recheck (an entry without SageMaker's billable time)."""
+        query: dict[str, Any] = {
+            "IndexName": RECHECK_INDEX,
+            "KeyConditionExpression": Key("billing_recheck").eq(RECHECK_PARTITION),
+        }
+        while True:
+            response = self._table.query(**query)
+            yield from (item["job_id"] for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def clear_billing_recheck(self, job_id: str, mark: str | None) -> None:
+        """Unmark the job, unless it was marked again (a newer entry without its time) since ``mark`` was read."""
+        condition = "billing_recheck_mark = :mark" if mark else "attribute_not_exists(billing_recheck_mark)"
+        try:
+            self._table.update_item(
+                Key={"job_id": job_id},
+                UpdateExpression="REMOVE billing_recheck, billing_recheck_mark",
+                ConditionExpression=condition,
+                **({"ExpressionAttributeValues": {":mark": mark}} if mark else {}),
+            )
+        except ClientError as error:
+            if not _conditional_failed(error):
+                raise
 
     def find_by_sagemaker_job(self, sagemaker_job: str) -> dict[str, Any] | None:
         response = self._table.query(

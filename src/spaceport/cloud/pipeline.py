@@ -11,9 +11,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from spaceport.cloud import aws, notify, slots
+from spaceport.cloud import aws, billing, notify, slots
 from spaceport.cloud.aws import STALE_TOKEN_CODES
-from spaceport.cloud.cost import billing_entry
 from spaceport.cloud.images import resolve_image
 from spaceport.cloud.jobs import JobsTable
 from spaceport.cloud.models import (
@@ -24,7 +23,7 @@ from spaceport.cloud.models import (
     StageResult,
     StartStageInput,
 )
-from spaceport.cloud.names import is_our_job, job_and_stage, sagemaker_job_name
+from spaceport.cloud.names import is_our_job, sagemaker_job_name
 from spaceport.cloud.sagemaker_requests import (
     compress_request,
     final_metrics,
@@ -192,14 +191,6 @@ def start_stage(settings: StageSettings, task: StartStageInput) -> dict[str, Any
     return {"sagemaker_job": name, "attempt": attempt}
 
 
-def _describe(detail: dict[str, Any]) -> dict[str, Any]:
-    """The authoritative description of the job an event is about (never the event's word)."""
-    sagemaker = aws.client("sagemaker")
-    if "TrainingJobName" in detail:
-        return sagemaker.describe_training_job(TrainingJobName=detail["TrainingJobName"])
-    return sagemaker.describe_processing_job(ProcessingJobName=detail["ProcessingJobName"])
-
-
 def _processing_figures(settings: CommonSettings, job_id: str, stage: Stage) -> dict[str, Any]:
     """The stage's manifest.json figures; a missing manifest means the output is incomplete."""
     key = f"jobs/{job_id}/{stage.value}/manifest.json"
@@ -254,13 +245,13 @@ def complete_stage(settings: CompletionSettings, detail: dict[str, Any]) -> dict
     if not is_our_job(name):
         # Another team's job: our role may not describe it, and no execution of ours waits for it.
         return {"ignored": f"{name or 'an unnamed job'} is not a Spaceport job"}
-    description = _describe(detail)
+    description = billing.describe(name, "TrainingJobName" in detail)
     status = description.get("TrainingJobStatus") or description.get("ProcessingJobStatus")
     if status not in ("Completed", "Failed", "Stopped"):
         return {"ignored": f"{name} is {status}"}
     table = JobsTable(settings.jobs_table)
     outcome = _hand_over_outcome(settings, table, name, status, description)
-    _record_billing(settings, table, name, description)
+    billing.record(settings.prices, table, name, description)
     return outcome
 
 
@@ -289,20 +280,6 @@ def _hand_over_outcome(
     if not table.note_stage_failure(job_id, stage, name, failure[1]):
         return {"ignored": f"the job no longer waits for {name}"}
     return _resume(table, job_id, name, token, failure=failure)
-
-
-def _record_billing(settings: CompletionSettings, table: JobsTable, name: str, description: dict[str, Any]) -> None:
-    """Every ended job of ours bills, whether an execution still waited for it or not (a stopped retry, a job
-    stopped with a cancelled one); a duplicate event writes the same entry again."""
-    owner = job_and_stage(name)
-    if owner is None:
-        logger.error("SageMaker job name not ours to bill", extra={"sagemaker_job": name})
-        return
-    # The job's id as its request carried it; the name holds it too, but cut short where the id is long.
-    job_id = (description.get("Environment") or {}).get("SPACEPORT_JOB_ID") or owner[0]
-    entry = billing_entry(owner[1], description, settings.prices)
-    if not table.record_billing(job_id, name, entry):
-        logger.error("no job record to bill", extra={"sagemaker_job": name, "job_id": job_id})
 
 
 def _resume(

@@ -63,6 +63,10 @@ class SlotSettings(CommonSettings):
         return int(getattr(self, f"max_{stage}_jobs"))
 
 
+class SweepSettings(SlotSettings, PricingSettings):
+    """The sweeper: the slots, and the prices that a billing entry described again is priced at."""
+
+
 class ValidatorLimits(BaseModel):
     """The validator's limits, template parameters so an operator can change them without a release. The validate
     Lambda applies them, and the sfm job gets them (``SPACEPORT_*``) so its own check of the photos agrees."""
@@ -197,6 +201,11 @@ def slot_settings() -> SlotSettings:
     return _load(SlotSettings)
 
 
+@cache
+def sweep_settings() -> SweepSettings:
+    return _load(SweepSettings)
+
+
 def clear_cache() -> None:
     """Forget parsed settings (tests change the environment between cases)."""
     loaders = (
@@ -205,6 +214,7 @@ def clear_cache() -> None:
         validator_settings,
         execution_settings,
         slot_settings,
+        sweep_settings,
         completion_settings,
         api_settings,
     )
