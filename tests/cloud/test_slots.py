@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from . import harness
 from .conftest import photo_zip
@@ -339,3 +340,53 @@ def test_the_template_bounds_each_stage_with_a_parameter(stage):
     assert template["Parameters"][name]["MinValue"] == 1
     assert stage != "train" or template["Parameters"][name]["Default"] == 1
     assert variables[f"MAX_CONCURRENT_{stage.upper()}_JOBS"] == {"Ref": name}
+
+
+def hold_slot(stage: str, job_id: str, execution: str) -> None:
+    """A job RUNNING whose execution ``execution`` holds a slot of ``stage`` (queued, then granted)."""
+    from spaceport.cloud.jobs import JobsTable
+    from spaceport.cloud.models import Stage
+    from spaceport.cloud.slot_table import Grant, SlotTable, Waiter
+
+    JobsTable(harness.TABLE).claim_for_start(job_id, {}, {"kind": "zip", "key": f"uploads/{job_id}/photos.zip"})
+    waiter = Waiter(Stage(stage), len(slot_items()) + 1, job_id, execution, f"token-of-{job_id}", "2026-12-06T00:00:00")
+    slots = SlotTable(SLOTS_TABLE, harness.TABLE)
+    slots.enqueue(waiter)
+    assert slots.grant(waiter, 2) is Grant.GRANTED
+
+
+def test_a_failed_lookup_of_one_execution_does_not_stop_the_sweep(world, monkeypatch):
+    # GIVEN an sfm slot held by an execution whose DescribeExecution Step Functions keeps throttling (beyond the
+    # SDK's retries), and a train slot held by an execution that no longer exists
+    from spaceport.cloud import aws
+
+    prefix = f"arn:aws:states:{REGION}:{harness.ACCOUNT}:execution:spaceport-pipeline:"
+    hold_slot("sfm", "job-unknowable", prefix + "job-unknowable")
+    hold_slot("train", "job-gone", prefix + "job-gone")
+    wrapped_client = aws.client
+
+    def client(service: str):
+        real = wrapped_client(service)
+        if service != "stepfunctions":
+            return real
+
+        class ThrottledLookups:
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+            def describe_execution(self, executionArn: str):
+                if executionArn.endswith("job-unknowable"):
+                    error = {"Code": "ThrottlingException", "Message": "Rate exceeded"}
+                    raise ClientError({"Error": error}, "DescribeExecution")
+                return real.describe_execution(executionArn=executionArn)
+
+        return ThrottledLookups()
+
+    monkeypatch.setattr(aws, "client", client)
+    # WHEN the sweeper runs
+    swept = world.handlers["sweep_slots"].lambda_handler(
+        harness.load_event("sweep_slots_scheduled.json"), harness.FakeContext()
+    )
+    # THEN it went on past the sfm holder it could not look up (keeping its slot) and reclaimed the train slot
+    assert swept["reclaimed"] == [{"stage": "train", "job_id": "job-gone"}]
+    assert slots_in_use() == {"sfm/count": 1, "sfm/holder#job-unknowable": "job-unknowable"}

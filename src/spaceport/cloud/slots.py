@@ -16,11 +16,13 @@ could not (a throttled call), so no slot and no waiter is lost for good.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from spaceport.cloud import aws, notify
 from spaceport.cloud.aws import STALE_TOKEN_CODES
@@ -147,24 +149,43 @@ def forget_job(settings: SlotSettings, job: dict[str, Any]) -> dict[str, Any]:
 
 def sweep(settings: SlotSettings) -> dict[str, Any]:
     """Reclaim the slots and queue places of executions that ended without giving them back, send again any grant
-    that did not reach its execution, and grant what is free."""
+    that did not reach its execution, and grant what is free.
+
+    Each holder and each waiter is looked after on its own: one that cannot be looked up now (DescribeExecution
+    throttled beyond the SDK's retries, a failed write) is left for the next sweep, and the others go on.
+    """
     slots, ended = store(settings), {}
     reclaimed, dropped, resent, granted = [], [], [], {}
     for stage in SAGEMAKER_STAGES:
-        for holder in slots.holders(stage):
-            if _ended(holder["execution"], ended):
-                if slots.release(stage, holder["execution"]):
-                    reclaimed.append({"stage": stage.value, "job_id": holder["job_id"]})
-            elif not holder.get("resumed") and _age_s(holder["since"]) >= RESEND_AFTER_S:
-                _resume(settings, slots, Waiter.from_item({**holder, "pool": stage.value}))
-                resent.append({"stage": stage.value, "job_id": holder["job_id"]})
-        for waiter in list(slots.waiting(stage)):
-            if _ended(waiter.execution, ended) and slots.dequeue(stage, waiter.ticket, execution=waiter.execution):
-                dropped.append({"stage": stage.value, "job_id": waiter.job_id})
+        with _on_failure_go_on("holders", stage):
+            for holder in slots.holders(stage):
+                with _on_failure_go_on("holder", stage, holder["job_id"]):
+                    if _ended(holder["execution"], ended):
+                        if slots.release(stage, holder["execution"]):
+                            reclaimed.append({"stage": stage.value, "job_id": holder["job_id"]})
+                    elif not holder.get("resumed") and _age_s(holder["since"]) >= RESEND_AFTER_S:
+                        _resume(settings, slots, Waiter.from_item({**holder, "pool": stage.value}))
+                        resent.append({"stage": stage.value, "job_id": holder["job_id"]})
+        with _on_failure_go_on("queue", stage):
+            for waiter in list(slots.waiting(stage)):
+                with _on_failure_go_on("waiter", stage, waiter.job_id):
+                    gone = _ended(waiter.execution, ended)
+                    if gone and slots.dequeue(stage, waiter.ticket, execution=waiter.execution):
+                        dropped.append({"stage": stage.value, "job_id": waiter.job_id})
         granted[stage.value] = grant_free_slots(settings, stage)
     if reclaimed or dropped:
         logger.warning("reclaimed slots of ended executions", extra={"reclaimed": reclaimed, "dropped": dropped})
     return {"reclaimed": reclaimed, "dropped": dropped, "resent": resent, "granted": granted}
+
+
+@contextmanager
+def _on_failure_go_on(what: str, stage: Stage, job_id: str | None = None) -> Iterator[None]:
+    """Log a failure of AWS (throttled, unreachable) while the sweeper looks after ``what``, and carry on."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as error:
+        logger.warning("sweep: left for the next sweep", extra={"what": what, "stage": stage.value,
+                                                                "job_id": job_id, "error": str(error)})  # fmt: skip
 
 
 def _ended(execution: str, seen: dict[str, bool]) -> bool:
