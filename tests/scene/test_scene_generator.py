@@ -19,6 +19,7 @@ from spaceport.scene.layouts import (
     FACADE_HEIGHT,
     OBJECT_BACKDROP,
     OBJECT_TARGET,
+    SKYLINE_TARGET,
     SceneConfig,
     camera_poses,
     focal_length_px,
@@ -116,7 +117,7 @@ def test_cli_rejects_an_impossible_size(tmp_path: Path) -> None:
 # Capture layouts
 # --------------------------------------------------------------------------------------------------
 
-NEW_LAYOUTS = ("drone", "facade", "object")
+NEW_LAYOUTS = ("drone", "facade", "object", "skyline")
 
 
 def small(layout: str, **overrides) -> SceneConfig:
@@ -189,7 +190,8 @@ def test_layouts_differ_from_each_other_and_with_the_seed(tmp_path: Path) -> Non
     assert reseeded.image_paths[0].read_bytes() != scenes["facade"].image_paths[0].read_bytes()
 
 
-@pytest.mark.parametrize(("layout", "target"), [("drone", DRONE_TARGET), ("object", OBJECT_TARGET)])
+@pytest.mark.parametrize(("layout", "target"),
+                         [("drone", DRONE_TARGET), ("object", OBJECT_TARGET), ("skyline", SKYLINE_TARGET)])  # fmt: skip
 def test_orbiting_layouts_aim_every_camera_at_their_target(layout: str, target: np.ndarray, tmp_path: Path) -> None:
     # GIVEN a rendered orbiting layout and its ground truth
     scene = render_sample_scene(tmp_path, small(layout, images=6))
@@ -353,3 +355,19 @@ def test_gps_is_an_option_that_changes_only_the_exif(tmp_path: Path) -> None:
     # AND the layouts' defaults: GPS for the drone only
     assert [SceneConfig(layout=name).gps for name in ("orbit", "drone", "facade", "object")] == [
         False, True, False, False]  # fmt: skip
+
+
+def test_the_skyline_ring_looks_past_the_grounds_edge_into_a_featureless_sky(tmp_path: Path) -> None:
+    # GIVEN a photo of the skyline layout
+    scene = render_sample_scene(tmp_path, SceneConfig(layout="skyline", images=1, width=160, height=120))
+    pixels = np.asarray(Image.open(scene.image_paths[0]).convert("RGB"), dtype=np.float64)
+
+    # THEN the cameras stand low, about as high as the objects
+    assert all(0.9 < pose.center[2] < 1.5 for pose in camera_poses(SceneConfig(layout="skyline")))
+    # AND the top quarter of the photo is sky: blue, smooth (no texture for SIFT), brighter towards the horizon
+    sky = pixels[:30]
+    assert (sky[..., 2] > sky[..., 0]).all()
+    assert np.abs(np.diff(sky.mean(axis=2), axis=1)).mean() < 1.0
+    assert sky[-1].mean() > sky[0].mean()
+    # AND the bottom half is textured ground and objects
+    assert np.abs(np.diff(pixels[60:].mean(axis=2), axis=1)).mean() > 2.0

@@ -17,6 +17,7 @@ the camera looking along +z, x to the right and y down.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from spaceport.scene.cameras import CameraPose
 from spaceport.scene.exif import camera_exif, exif_with_gps
 from spaceport.scene.gps import GpsFixes, gps_fixes
 from spaceport.scene.layouts import SceneConfig, build_world, camera_poses, focal_length_px
+from spaceport.scene.novel_views import NOVEL_VIEWS_DIR, NovelView, sweep
 from spaceport.scene.raytrace import camera_directions, render_image
 from spaceport.scene.textures import NoiseField
 
@@ -61,7 +63,8 @@ class SampleScene:
         return np.array([pose.center for pose in self.poses], dtype=np.float64)
 
 
-def render_sample_scene(out_dir: Path, config: SceneConfig | None = None, workers: int = 1) -> SampleScene:
+def render_sample_scene(out_dir: Path, config: SceneConfig | None = None, workers: int = 1,
+                        novel_views: bool = False) -> SampleScene:  # fmt: skip
     """Render a sample scene's photos (in the config's layout) and write its ground truth.
 
     Writes ``out_dir/images/frame_000.jpg ...`` (JPEG with EXIF focal length, Make and Model) and
@@ -74,6 +77,8 @@ def render_sample_scene(out_dir: Path, config: SceneConfig | None = None, worker
         config: what to render; the defaults give the orbit layout's 32 photos of 320x240.
         workers: photos rendered at once, on threads (numpy releases the GIL in its array loops); the bytes are
             the same whatever the count.
+        novel_views: also render the novel-view sweep (:mod:`spaceport.scene.novel_views`) into
+            ``out_dir/novel_views/`` and list its poses in the ground truth's ``novel_views``.
 
     Returns:
         The scene's paths and ground truth.
@@ -97,19 +102,33 @@ def render_sample_scene(out_dir: Path, config: SceneConfig | None = None, worker
         photo_exif = exif if gps is None else exif_with_gps(config, gps.written[index])
         image.save(images_dir / pose.name, quality=config.jpeg_quality, exif=photo_exif, subsampling=0)
 
-    if workers <= 1:
-        for index in range(len(poses)):
-            render_photo(index)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(render_photo, range(len(poses))))
+    sweep_views = sweep(poses, world) if novel_views else []
+
+    def render_novel_view(index: int) -> None:
+        pose = sweep_views[index].pose
+        render_image(config, pose, world, noise, rays).save(out_dir / NOVEL_VIEWS_DIR / pose.name)
+
+    if sweep_views:
+        (out_dir / NOVEL_VIEWS_DIR).mkdir(exist_ok=True)
+    _run_each(render_photo, len(poses), workers)
+    _run_each(render_novel_view, len(sweep_views), workers)
     scene = SampleScene(out_dir, images_dir, out_dir / "ground_truth.json", config.width, config.height,
                         focal_length_px(config), poses)  # fmt: skip
-    write_ground_truth(scene, config, gps)
+    write_ground_truth(scene, config, gps, sweep_views)
     return scene
 
 
-def write_ground_truth(scene: SampleScene, config: SceneConfig, gps: GpsFixes | None = None) -> None:
+def _run_each(task: Callable[[int], None], count: int, workers: int) -> None:
+    if workers <= 1:
+        for index in range(count):
+            task(index)
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(task, range(count)))
+
+
+def write_ground_truth(scene: SampleScene, config: SceneConfig, gps: GpsFixes | None = None,
+                       novel_views: list[NovelView] | None = None) -> None:  # fmt: skip
     payload = {
         "convention": "x_cam = R @ x_world + t; camera looks along +z, x right, y down (OpenCV / COLMAP)",
         "world_up": [0.0, 0.0, 1.0],
@@ -127,6 +146,8 @@ def write_ground_truth(scene: SampleScene, config: SceneConfig, gps: GpsFixes | 
     }
     if gps is not None:
         payload["gps"] = gps.ground_truth(scene.poses)
+    if novel_views:
+        payload["novel_views"] = [{"kind": view.kind, **asdict(view.pose)} for view in novel_views]
     scene.ground_truth_file.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 

@@ -6,6 +6,7 @@ Layouts (``SceneConfig.layout``), so benchmarks can measure on captures unlike t
 - ``drone``: a drone double orbit, a high, wide ring looking steeply down and a low, close one.
 - ``facade``: a one-sided walk along a brick facade with windows; nothing is seen from behind.
 - ``object``: a close orbit around one object on a pedestal, inside a textured backdrop wall.
+- ``skyline``: a low ring looking across the drone layout's objects and past the ground's edge into the sky.
 - ``grid``: a drone mapping flight, lawn-mower strips over a field of scattered objects (GPS on by default).
 - ``walk``: a long walk around a city block, photos facing its brick buildings, ending where it began.
 
@@ -35,7 +36,7 @@ class SceneConfig:
     and walk's orbit fields, the grid's orbit radius).
 
     Attributes:
-        images: photos in the capture (orbit 32, drone 36, facade 32, object 32, grid 32, walk 32).
+        images: photos in the capture (orbit 32, drone 36, facade 32, object 32, skyline 32, grid 32, walk 32).
         width: image width in pixels.
         height: image height in pixels.
         seed: drives the procedural textures and the wobble of the camera path.
@@ -46,7 +47,8 @@ class SceneConfig:
         height_variation: amplitude of the camera's height wobble around the orbit (grid: along the flight).
         supersampling: samples per pixel along each axis (anti-aliasing).
         jpeg_quality: JPEG quality of the written photos.
-        layout: the capture layout, one of ``LAYOUTS``: "orbit", "drone", "facade", "object", "grid" or "walk".
+        layout: the capture layout, one of ``LAYOUTS``: "orbit", "drone", "facade", "object", "skyline", "grid" or
+            "walk".
         gps: write EXIF GPS positions (``GPS_SURVEY``); by default only the drone and grid layouts do.
     """
 
@@ -262,6 +264,22 @@ def object_poses(config: SceneConfig) -> list[CameraPose]:
     return poses_looking_at(centers, OBJECT_TARGET)
 
 
+SKYLINE_TARGET = np.array([0.0, 0.0, 0.5])
+
+
+def skyline_poses(config: SceneConfig) -> list[CameraPose]:
+    """A low ring near the ground, looking across the scene and past the ground's edge into the sky behind it.
+
+    The cameras stand about as high as the objects and look only slightly down, so the top of every photo is
+    featureless sky, above the horizon and, beyond the ground's edge, below it too: a capture in which nothing but
+    the background can explain a third of every frame.
+    """
+    rng = np.random.default_rng(config.seed)
+    phase = rng.uniform(0, 2 * np.pi)
+    centers = ring_centers(config.images, config.orbit_radius, config.orbit_height, config.height_variation, phase)
+    return poses_looking_at(centers, SKYLINE_TARGET)
+
+
 @dataclass(frozen=True)
 class Layout:
     """A capture layout: its config defaults, what stands in its world and where its cameras go."""
@@ -284,6 +302,9 @@ LAYOUTS: dict[str, Layout] = {
                      facade_objects, facade_poses),
     "object": Layout(LayoutDefaults(images=32, orbit_radius=2.6, orbit_height=1.4, height_variation=0.2),
                      single_object, object_poses, OBJECT_BACKDROP),
+    # The drone layout's objects, seen from a ring as low as they are tall.
+    "skyline": Layout(LayoutDefaults(images=32, orbit_radius=7.0, orbit_height=1.2, height_variation=0.15),
+                      drone_objects, skyline_poses),
     # Flown 7 units (28 m) up; the field and its objects grow with the photo count (grid_plan).
     "grid": Layout(LayoutDefaults(images=32, orbit_radius=None, orbit_height=7.0, height_variation=0.05, gps=True),
                    lambda: build_world("grid").objects, grid_poses, world=grid_world),
