@@ -84,6 +84,7 @@ def cpu_trainer(sfm_dir: Path, config: Any) -> tuple[Any, Any, Any]:
 
     from spaceport.train.backend import configure_threads, select_renderer
     from spaceport.train.data import load_scene
+    from spaceport.train.near_field import build_near_field
     from spaceport.train.progress import ProgressLog
     from spaceport.train.strategy import select_strategy
     from spaceport.train.trainer import TrainContext, initial_state
@@ -92,8 +93,9 @@ def cpu_trainer(sfm_dir: Path, config: Any) -> tuple[Any, Any, Any]:
     scene = load_scene(sfm_dir, config.resolution, "cpu")
     background = torch.tensor(config.background, dtype=torch.float32)
     ctx = TrainContext(config, scene.train_views, select_renderer("cpu"), background, scene.extent,
-                       ProgressLog(10**9, None), select_strategy(config, scene.extent))  # fmt: skip
-    return scene, ctx, initial_state(scene.points, scene.colors, config, scene.extent)
+                       ProgressLog(10**9, None), select_strategy(config, scene.extent),
+                       near_field=build_near_field(scene.train_sources, config, "cpu"))  # fmt: skip
+    return scene, ctx, initial_state(scene.points, scene.colors, config, scene.extent, scene.train_sources)
 
 
 def train_by_wall_clock(sfm_dir: Path, budgets: list[int]) -> dict[str, Any]:
@@ -101,15 +103,14 @@ def train_by_wall_clock(sfm_dir: Path, budgets: list[int]) -> dict[str, Any]:
     import torch
 
     from spaceport.train.config import preset_config
-    from spaceport.train.trainer import active_sh_degree, evaluate, next_view, train_step
+    from spaceport.train.trainer import active_sh_degree, evaluate, evaluation_background, next_view, train_step
 
     config = preset_config("default", "cpu")
     scene, ctx, state = cpu_trainer(sfm_dir, config)
-    background = ctx.background
 
     def score(elapsed: float) -> dict[str, Any]:
         degree = active_sh_degree(config, state.iteration)
-        result = evaluate(state.params, degree, scene.test_views, ctx.renderer, background)
+        result = evaluate(state.params, degree, scene.test_views, ctx.renderer, evaluation_background(state, ctx))
         return {"seconds": round(elapsed, 1), "iterations": state.iteration, "psnr_test": round(result.psnr, 3),
                 "ssim_test": round(result.ssim, 4), "gaussians": len(state.params["means"])}  # fmt: skip
 

@@ -90,6 +90,17 @@ class GaussianCloud:
         )
 
 
+def concatenate(clouds: list[GaussianCloud]) -> GaussianCloud:
+    """One cloud holding ``clouds`` in order; they must share an SH degree."""
+    import numpy as np
+
+    degrees = {cloud.sh_degree for cloud in clouds}
+    if len(degrees) != 1:
+        raise ValueError(f"cannot join clouds of SH degrees {sorted(degrees)}")
+    fields = ("means", "sh0", "shN", "opacities", "log_scales", "quats")
+    return GaussianCloud(*(np.concatenate([getattr(cloud, name) for cloud in clouds]) for name in fields))
+
+
 def _property_names(sh_rest_count: int) -> list[str]:
     names = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2"]
     names += [f"f_rest_{i}" for i in range(sh_rest_count * 3)]

@@ -52,6 +52,9 @@ def test_hyperparameter_strings_override_single_fields() -> None:
         ({"device": "cpu", "iterations": "many"}, "iterations"),
         ({"device": "cpu", "sh_degree": "5"}, "sh_degree"),
         ({"device": "cpu", "strategy": "genetic"}, "strategy 'genetic'.*adc, mcmc"),
+        ({"device": "cpu", "background_mode": "white"}, "background_mode 'white'.*sky, random, fixed"),
+        ({"device": "cpu", "sky_sh_degree": "4"}, "sky_sh_degree"),
+        ({"device": "cpu", "near_camera_fraction": "-0.1"}, "near_camera_fraction"),
     ],
 )
 def test_bad_hyperparameters_are_the_users_error(hyperparameters: dict[str, str], message: str) -> None:
@@ -74,3 +77,22 @@ def test_a_shorter_run_compresses_the_preset_schedule_unless_a_step_is_given() -
     assert (halved.densify_from, halved.densify_until) == (50, 1100)
     assert (halved.opacity_reset_every, halved.sh_degree_interval) == (500, 250)
     assert explicit.densify_until == 1400 and explicit.opacity_reset_every == 500
+
+
+def test_every_cpu_preset_trains_with_the_short_run_learning_rates() -> None:
+    # GIVEN the CPU presets (a few thousand steps, where 3DGS's 30k-step rates move colours and positions too slowly)
+    fast, default, quality = (preset_config(name, "cpu") for name in PRESETS)
+
+    # THEN all three move positions at the short-run rate, quality included (it did not, before)
+    assert fast.lr_means == default.lr_means == quality.lr_means == 4e-4
+    assert quality.densify_grad_threshold == default.densify_grad_threshold
+
+
+def test_an_iterations_override_stretches_the_schedule_but_keeps_run_length_decay() -> None:
+    # GIVEN the CPU default (position decay over the run) and the GPU default (over 3DGS's 30k steps)
+    cpu = apply_overrides(preset_config("default", "cpu"), {"iterations": "1500"})
+    cuda = apply_overrides(preset_config("default", "cuda"), {"iterations": "3500"})
+
+    # THEN the CPU run still decays over its own (new) length, and the GPU decay stretches with the run
+    assert cpu.lr_means_decay_steps == 0 and cpu.densify_until == 1100
+    assert cuda.lr_means_decay_steps == 15_000

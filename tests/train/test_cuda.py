@@ -49,7 +49,7 @@ def test_training_on_cuda_beats_the_start(tmp_path: Path, synthetic_sfm: Path) -
     paths = TrainPaths(synthetic_sfm, tmp_path / "model", tmp_path / "ckpt", tmp_path / "failure", tmp_path / "hp")
     # (the synthetic scene is see-through over black, unlike a photo: it trains over its own black background)
     settings = {"preset": "fast", "device": "cuda", "iterations": "600", "checkpoint_every": "300",
-                "random_background": "false"}  # fmt: skip
+                "background_mode": "fixed"}  # fmt: skip
 
     # WHEN trained
     manifest = train_stage(paths, settings)

@@ -86,10 +86,10 @@ def test_the_cap_keeps_the_largest_gradients() -> None:
     assert sorted(params["means"][:6, 0].tolist()) == [0, 1, 2, 3, 4, 5]
 
 
-@pytest.mark.parametrize("prune_by_size", [False, True])
-def test_transparent_gaussians_are_pruned_and_huge_ones_only_when_asked(prune_by_size: bool) -> None:
+@pytest.mark.parametrize(("world", "screen"), [(False, False), (True, False), (False, True), (True, True)])
+def test_transparent_gaussians_are_pruned_and_huge_ones_only_by_the_size_rules_asked_for(world, screen) -> None:  # noqa: ANN001
     # GIVEN one nearly transparent Gaussian, one huge in the world, and one huge on screen
-    config, params, optimizer, stats = _setup(prune_by_size=prune_by_size)
+    config, params, optimizer, stats = _setup(prune_world_size=world, prune_screen_size=screen)
     with torch.no_grad():
         params["opacity_logits"][0] = logit(0.001)
         params["log_scales"][4] = math.log(0.5 * EXTENT)  # above prune_world_scale * extent
@@ -102,15 +102,30 @@ def test_transparent_gaussians_are_pruned_and_huge_ones_only_when_asked(prune_by
     _, late = adapt_density(params, optimizer, stats, config, EXTENT, config.opacity_reset_every + 1,
                             torch.Generator())  # fmt: skip
 
-    # THEN only the transparent one goes at first; the huge ones go after the reset, and only when size pruning
-    # was asked for (it collapsed held-out PSNR on scenes it was not tuned on)
+    # THEN only the transparent one goes at first; after the reset the huge one in the world goes only under the
+    # world rule and the huge one on screen only under the screen rule (gsplat keeps the first, not the second)
     assert early.pruned == 1
-    if prune_by_size:
-        assert late.pruned == 2
-        assert sorted(params["means"][:, 0].tolist()) == [1, 3, 5, 6, 7]
-    else:
-        assert late.pruned == 0
-        assert sorted(params["means"][:, 0].tolist()) == [1, 2, 3, 4, 5, 6, 7]
+    expected = {1, 2, 3, 4, 5, 6, 7} - ({4} if world else set()) - ({2} if screen else set())
+    assert late.pruned == 7 - len(expected)
+    assert sorted(params["means"][:, 0].tolist()) == sorted(expected)
+
+
+def test_gaussians_in_a_training_cameras_near_field_are_pruned_at_the_round() -> None:
+    # GIVEN Gaussians along x = 0..7 and a training camera at x = 2.2 whose near field reaches 0.5
+    from spaceport.train.near_field import NearField
+
+    config, params, optimizer, stats = _setup()
+    viewmat = torch.tensor([[0.0, 1, 0, 0], [0, 0, 1, 0], [1, 0, 0, -2.2], [0, 0, 0, 1]])
+    intrinsics = torch.tensor([[[50.0, 0, 32], [0, 50, 24], [0, 0, 1]]])
+    field = NearField(torch.tensor([[2.2, 0.0, 0.0]]), torch.tensor([0.5]), viewmat[None], intrinsics,
+                      torch.tensor([[64.0, 48.0]]), 0)  # fmt: skip
+
+    # WHEN density is adapted with that near field
+    _, change = adapt_density(params, optimizer, stats, config, EXTENT, 1, torch.Generator(), field)
+
+    # THEN the one 0.2 from the camera went; the next nearest, 0.8 away, stayed
+    assert change.pruned == 1
+    assert sorted(params["means"][:, 0].tolist()) == [0, 1, 3, 4, 5, 6, 7]
 
 
 def test_opacity_reset_caps_opacity_and_clears_its_moments() -> None:

@@ -169,3 +169,31 @@ def test_image_does_not_depend_on_tile_size(monkeypatch):
 
     # THEN the images are identical (the three-sigma cut is per pixel, not per tile)
     assert torch.equal(sixteen, eight)
+
+
+def test_absgrad_sums_each_pixels_pull_on_a_mean_without_letting_opposite_pulls_cancel():
+    # GIVEN a few Gaussians on a small image and a loss weighting each pixel differently, some negatively
+    scene = _scene(6, 4)
+    viewmat, K = _camera(6)
+    width, height = 12, 9
+    K = K.clone()
+    K[0, 2], K[1, 2], K[0, 0], K[1, 1] = width / 2, height / 2, 8.0, 8.0
+    weights = torch.randn((height, width, 3), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    inputs = {key: value.clone().requires_grad_(True) for key, value in scene.items()}
+
+    # WHEN rendered and backpropagated, and the reference's per-pixel gradients are summed in absolute value
+    result = render(**inputs, viewmat=viewmat, K=K, width=width, height=height, background=torch.zeros(3))
+    (result.image.double() * weights).sum().backward()
+    reference_inputs = {key: value.clone().requires_grad_(True) for key, value in scene.items()}
+    image, _, means2d = reference_render(**reference_inputs, viewmat=viewmat, K=K, width=width, height=height,
+                                         background=torch.zeros(3))  # fmt: skip
+    expected = torch.zeros_like(means2d)
+    for row in range(height):
+        for column in range(width):
+            pixel = (image[row, column] * weights[row, column]).sum()
+            expected += torch.autograd.grad(pixel, means2d, retain_graph=True)[0].abs()
+
+    # THEN the rasteriser's absgrad matches, and bounds the plain gradient from above
+    assert torch.allclose(result.means2d.absgrad.double(), expected, rtol=1e-3, atol=1e-5)
+    assert (result.means2d.absgrad >= result.means2d.grad.abs() - 1e-6).all()
+    assert float((result.means2d.absgrad - result.means2d.grad.abs()).max()) > 1e-4

@@ -6,18 +6,20 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from spaceport.cli import main
 from spaceport.contract import verify_manifest
 from spaceport.gaussians import read_ply
 from spaceport.train import trainer
+from spaceport.train.losses import psnr
 from spaceport.train.stage import TrainPaths, train_stage
 
 # Short enough for CI on two cores, long enough to densify, prune and train well past the start.
 # The synthetic scene is see-through over black (unlike a photo), so it trains over its own black background.
 SHORT_RUN = {"preset": "fast", "device": "cpu", "iterations": "240", "densify_from": "30", "densify_until": "120",
              "densify_every": "20", "max_gaussians": "800", "sh_degree_interval": "60", "checkpoint_every": "0",
-             "log_every": "20", "random_background": "false"}  # fmt: skip
+             "log_every": "20", "background_mode": "fixed"}  # fmt: skip
 
 
 def _paths(tmp_path: Path, sfm: Path) -> TrainPaths:
@@ -89,10 +91,12 @@ class Reclaimed(Exception):
     """Stands for the spot instance going away mid-run."""
 
 
-def test_resume_matches_an_uninterrupted_run(tmp_path: Path, synthetic_sfm: Path) -> None:
-    # GIVEN a 12-iteration run straight through, and the same run reclaimed after its checkpoint at 6
+@pytest.mark.parametrize("learned", [{}, {"background_mode": "sky", "appearance": "true"}])
+def test_resume_matches_an_uninterrupted_run(tmp_path: Path, synthetic_sfm: Path, learned: dict) -> None:
+    # GIVEN a 12-iteration run straight through, and the same run reclaimed after its checkpoint at 6 (with and
+    # without the learned sky and photo transforms, which the checkpoint must carry too)
     settings = SHORT_RUN | {"iterations": "12", "checkpoint_every": "6", "densify_from": "4", "densify_every": "4",
-                            "log_every": "1"}  # fmt: skip
+                            "log_every": "1"} | learned  # fmt: skip
     straight = train_stage(_paths(tmp_path / "a", synthetic_sfm), settings)
     paths = _paths(tmp_path / "b", synthetic_sfm)
 
@@ -106,9 +110,11 @@ def test_resume_matches_an_uninterrupted_run(tmp_path: Path, synthetic_sfm: Path
     # WHEN the stage starts again
     resumed = train_stage(paths, settings)
 
-    # THEN both end with the same Gaussians (optimiser state, statistics and random streams all restored)
+    # THEN both end with the same Gaussians (optimiser state, statistics and random streams all restored), the
+    # sky shell's colours included
     a, b = read_ply(tmp_path / "a" / "model" / "scene.ply"), read_ply(paths.model_dir / "scene.ply")
-    assert len(a) == len(b) == straight["num_gaussians"] == resumed["num_gaussians"]
+    shell = (resumed["sky_shell"] or {}).get("gaussians", 0)
+    assert len(a) == len(b) == straight["num_gaussians"] + shell == resumed["num_gaussians"] + shell
     assert abs(a.means - b.means).max() < 1e-4 and abs(a.sh0 - b.sh0).max() < 1e-4
     assert abs(a.opacities - b.opacities).max() < 1e-4
 
@@ -142,3 +148,30 @@ def test_explicit_flags_override_the_hyperparameters_file(tmp_path: Path) -> Non
     # THEN the preset was accepted (the failure is about the model, not the preset)
     assert code == 1
     assert "no COLMAP model" in (tmp_path / "output" / "failure").read_text()
+
+
+@pytest.mark.slow
+def test_the_learned_sky_is_baked_into_the_exported_scene(tmp_path: Path) -> None:
+    # GIVEN the synthetic scene under a blue sky (the photos are blue wherever no Gaussian covers them)
+    from spaceport.local.views import render_cloud_view
+    from spaceport.train.data import load_scene
+
+    from .synthetic import SyntheticSpec, make_synthetic_sfm
+
+    sfm = make_synthetic_sfm(tmp_path / "sfm", SyntheticSpec(background=(0.35, 0.55, 0.9)))
+    settings = SHORT_RUN | {"background_mode": "sky", "sky_sh_degree": "1"}
+
+    # WHEN the stage trains with the sky model and exports
+    manifest = train_stage(_paths(tmp_path, sfm), settings)
+
+    # THEN the PLY holds the trained Gaussians then the shell, far outside, and rendered over black from the
+    # held-out cameras it scores as the model did (the sky is in the file, not in a viewer's background)
+    cloud = read_ply(tmp_path / "model" / "scene.ply")
+    shell = manifest["sky_shell"]
+    assert shell["first"] == manifest["num_gaussians"] and len(cloud) == shell["first"] + shell["gaussians"]
+    assert shell["radius"] > 10 * abs(cloud.means[: shell["first"]]).max()
+    views = load_scene(sfm, 0, "cpu").test_views
+    scores = [psnr(torch.from_numpy(render_cloud_view(tmp_path / "model" / "scene.ply", view, (0, 0, 0)) / 255.0),
+                   view.image) for view in views]  # fmt: skip
+    assert abs(sum(scores) / len(scores) - manifest["psnr_test"]) < 0.5
+    assert manifest["psnr_test"] > manifest["psnr_initial"] + 5.0

@@ -15,7 +15,7 @@ from spaceport.train.rasterize_cpu import _project, _radii_and_extents
 from spaceport.train.strategy import AdaptiveDensityControl, MarkovChainMonteCarlo, resets_allowed, select_strategy
 
 
-def test_every_preset_on_both_devices_uses_one_strategy_with_size_pruning_off() -> None:
+def test_every_preset_on_both_devices_uses_one_strategy_with_screen_size_pruning_off() -> None:
     # GIVEN every preset on both devices
     for device in ("cpu", "cuda"):
         for preset in ("fast", "default", "quality"):
@@ -24,9 +24,9 @@ def test_every_preset_on_both_devices_uses_one_strategy_with_size_pruning_off() 
             # WHEN its strategy is chosen
             strategy = select_strategy(config, extent=1.0)
 
-            # THEN it is adaptive density control without size pruning (which collapsed held-out PSNR)
+            # THEN it is adaptive density control without screen-size pruning (which collapsed held-out PSNR)
             assert isinstance(strategy, AdaptiveDensityControl), (preset, device)
-            assert config.prune_by_size is False
+            assert config.prune_screen_size is False
     mcmc = dataclasses.replace(preset_config("default", "cpu"), strategy="mcmc")
     assert isinstance(select_strategy(mcmc, extent=1.0), MarkovChainMonteCarlo)
 

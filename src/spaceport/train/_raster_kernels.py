@@ -179,7 +179,10 @@ def composite_forward(
 def composite_backward(
     tile_offsets, packed, width, height, tile, final_t, n_contrib, grad_color, grad_alpha, pair_grad
 ):  # pragma: no cover - compiled
-    """Back-to-front gradients into ``pair_grad`` (P, 9), laid out like ``params``; image arrays flat (H*W, ...).
+    """Back-to-front gradients into ``pair_grad`` (P, 11): columns 0-8 laid out like ``params``, then the sums over
+    pixels of the absolute per-pixel gradients of the mean (x, y), for absgrad densification (gsplat's ``absgrad``:
+    opposite pulls from two sides of a Gaussian cancel in the plain gradient, not in this one). Image arrays are
+    flat (H*W, ...).
 
     With ``T_i`` the transmittance in front of Gaussian i and ``S_i`` the colour behind it normalised by
     ``T_{i+1}`` (``S_{i-1} = alpha_i c_i + (1 - alpha_i) S_i``):
@@ -210,7 +213,7 @@ def composite_backward(
             opacity, c_r, c_g, c_b = packed[p, 5], packed[p, 6], packed[p, 7], packed[p, 8]
             rank = p - start
             d_mx, d_my, d_a, d_b, d_c = _ZERO, _ZERO, _ZERO, _ZERO, _ZERO
-            d_op, d_r, d_g, d_b_col = _ZERO, _ZERO, _ZERO, _ZERO
+            d_op, d_r, d_g, d_b_col, abs_mx, abs_my = _ZERO, _ZERO, _ZERO, _ZERO, _ZERO, _ZERO
             for i in range(count):
                 dx, dy = px[i] - mean_x, py[i] - mean_y
                 sigma = _HALF * (con_a * dx * dx + con_c * dy * dy) + con_b * dx * dy
@@ -239,19 +242,23 @@ def composite_backward(
                 d_op += d_alpha * gauss if live else _ZERO
                 d_sigma = -d_alpha * raw_alpha if live else _ZERO
                 # sigma = 0.5 (a dx^2 + c dy^2) + b dx dy, d = pixel - mean.
-                d_mx -= d_sigma * (con_a * dx + con_b * dy)
-                d_my -= d_sigma * (con_b * dx + con_c * dy)
+                pixel_mx = d_sigma * (con_a * dx + con_b * dy)
+                pixel_my = d_sigma * (con_b * dx + con_c * dy)
+                d_mx -= pixel_mx
+                d_my -= pixel_my
+                abs_mx += abs(pixel_mx)
+                abs_my += abs(pixel_my)
                 d_a += d_sigma * _HALF * dx * dx
                 d_b += d_sigma * dx * dy
                 d_c += d_sigma * _HALF * dy * dy
             pair_grad[p, 0], pair_grad[p, 1], pair_grad[p, 2], pair_grad[p, 3] = d_mx, d_my, d_a, d_b
             pair_grad[p, 4], pair_grad[p, 5], pair_grad[p, 6] = d_c, d_op, d_r
-            pair_grad[p, 7], pair_grad[p, 8] = d_g, d_b_col
+            pair_grad[p, 7], pair_grad[p, 8], pair_grad[p, 9], pair_grad[p, 10] = d_g, d_b_col, abs_mx, abs_my
 
 
 @njit(cache=True)
 def sum_pair_gradients(pair_gid, pair_grad, count):  # pragma: no cover - compiled
-    """Sum per-pair gradients (P, 9) into per-Gaussian gradients (count, 9), in pair order (deterministic)."""
+    """Sum per-pair gradients (P, K) into per-Gaussian gradients (count, K), in pair order (deterministic)."""
     grads = np.zeros((count, pair_grad.shape[1]), np.float32)
     for p in range(pair_gid.shape[0]):
         g = pair_gid[p]

@@ -32,8 +32,10 @@ def render_gsplat(
     width: int,
     height: int,
     background: torch.Tensor,
+    absgrad: bool = False,
 ) -> RenderResult:
-    """Render one camera with gsplat's ``rasterization`` (CUDA only), in the CPU backend's parametrisation."""
+    """Render one camera with gsplat's ``rasterization`` (CUDA only), in the CPU backend's parametrisation;
+    ``absgrad`` asks gsplat for the absolute screen-space gradients (``means2d.absgrad``) as well."""
     import torch
     from gsplat import rasterization
 
@@ -50,6 +52,7 @@ def render_gsplat(
         width=width,
         height=height,
         backgrounds=background[None],
+        absgrad=absgrad,
         **GSPLAT_OPTIONS,
     )
     means2d = info["means2d"]
@@ -90,12 +93,15 @@ def configure_threads(device: str) -> None:
         torch.set_num_threads(1)
 
 
-def select_renderer(device: str) -> Renderer:
-    """The backend for a resolved device: gsplat on ``cuda``, the pure-PyTorch rasteriser on ``cpu``."""
+def select_renderer(device: str, absgrad: bool = False) -> Renderer:
+    """The backend for a resolved device: gsplat on ``cuda``, the pure-PyTorch rasteriser on ``cpu`` (which always
+    gives ``means2d.absgrad``; gsplat only when ``absgrad`` asks for it)."""
     if device == "cuda":
+        import functools
+
         import gsplat  # noqa: F401 - fail here, with the import error, rather than mid-training
 
-        return render_gsplat
+        return functools.partial(render_gsplat, absgrad=absgrad) if absgrad else render_gsplat
     from spaceport.train.rasterize_cpu import render
 
     return render

@@ -17,8 +17,9 @@ from spaceport.contract import StageError
 PRESETS = ("fast", "default", "quality")
 STRATEGIES = ("adc", "mcmc")
 # The steps a preset places within its run; an ``iterations`` override stretches them with it.
-SCHEDULE_FIELDS = ("densify_from", "densify_until", "opacity_reset_every", "sh_degree_interval")
+SCHEDULE_FIELDS = ("densify_from", "densify_until", "opacity_reset_every", "sh_degree_interval", "lr_means_decay_steps")
 DEVICES = ("auto", "cpu", "cuda")
+BACKGROUND_MODES = ("sky", "random", "fixed")
 
 
 @dataclass
@@ -38,13 +39,26 @@ class TrainConfig:
     sh_degree: int = 3
     sh_degree_interval: int = 1000
     max_gaussians: int = 1_000_000
-    # The evaluation background. Training draws a random one per step when random_background is on (measured: it
-    # cut see-through haze in front of held-out cameras from 13.5 % of pixels to 0.1 % on the object scene).
+    # What rays that pass every Gaussian see (spaceport.train.background): "sky", a learned function of direction
+    # baked into the export as a far shell; "random", a new colour each step; "fixed", ``background`` throughout.
+    background_mode: str = "sky"
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    random_background: bool = True
+    sky_sh_degree: int = 3
+    lr_sky: float = 0.01
+    # Near-camera rules (spaceport.train.near_field), at each refinement round: no Gaussian within this fraction of
+    # a training camera's scene depth of it (0: off), none in fewer than this many training frustums (0: off).
+    near_camera_fraction: float = 0.0
+    min_training_views: int = 0
+    # Per-photo affine colour transforms between render and loss, started from EXIF exposure
+    # (spaceport.train.appearance).
+    appearance: bool = False
+    lr_appearance: float = 0.005
     ssim_lambda: float = 0.2
     lr_means: float = 1.6e-4
     lr_means_final: float = 1.6e-6
+    # Steps over which lr_means decays to lr_means_final; 0: the run's own length. 3DGS decays over 30k steps
+    # whatever the run's length, so its 7k-step run ends at about a third of the decay.
+    lr_means_decay_steps: int = 0
     lr_sh0: float = 2.5e-3
     lr_shN: float = 2.5e-3 / 20  # noqa: N815 - named after the shN parameter, like GaussianCloud.shN
     lr_opacity: float = 0.05
@@ -56,14 +70,18 @@ class TrainConfig:
     densify_until: int = 15_000
     densify_every: int = 100
     densify_grad_threshold: float = 2e-4
+    # Densify by the sum of absolute per-pixel gradients (gsplat's absgrad), against this threshold instead.
+    absgrad: bool = False
+    densify_absgrad_threshold: float = 8e-4
     # A Gaussian whose largest axis is below this fraction of the scene extent is cloned, else split.
     percent_dense: float = 0.01
     opacity_reset_every: int = 3000
     prune_opacity: float = 0.005
-    # After the first opacity reset, prune Gaussians larger than this in the world (fraction of extent)
-    # or on screen (fraction of the longest image side): they are floaters or background smears.
-    # adc only, and only when prune_by_size is on: measured, these prunes collapsed held-out PSNR after each reset.
-    prune_by_size: bool = False
+    # After the first opacity reset, prune Gaussians larger than this in the world (fraction of extent; when
+    # prune_world_size is on) or on screen (fraction of the longest image side; when prune_screen_size is on).
+    # adc only. Measured: the two together collapsed held-out PSNR after each reset; gsplat keeps only the first.
+    prune_world_size: bool = False
+    prune_screen_size: bool = False
     prune_world_scale: float = 0.1
     prune_screen_fraction: float = 0.15
     # mcmc: growth per refinement round (fraction of the current count), Langevin noise scale (times the
@@ -89,7 +107,8 @@ def _cuda_preset(name: str) -> dict[str, Any]:
         return common | {"iterations": 2000, "densify_from": 300, "densify_until": 1500, "opacity_reset_every": 1000,
                          "sh_degree_interval": 500, "checkpoint_every": 500, "max_gaussians": 1_000_000}  # fmt: skip
     if name == "default":
-        return common | {"iterations": 7000, "densify_until": 5000, "opacity_reset_every": 3000}
+        return common | {"iterations": 7000, "densify_until": 5000, "opacity_reset_every": 3000,
+                         "lr_means_decay_steps": 30_000}  # fmt: skip
     return common | {"iterations": 30_000, "densify_until": 15_000, "checkpoint_every": 2000}
 
 
@@ -118,7 +137,7 @@ def _cpu_preset(name: str) -> dict[str, Any]:
                         "max_gaussians": 80_000, "densify_from": 100, "densify_until": 2200, "densify_every": 100,
                         "densify_grad_threshold": 4e-4, "lr_sh0": 0.005, "lr_shN": 0.00025,
                         "opacity_reset_every": 1000, "checkpoint_every": 1000, "log_every": 100}  # fmt: skip
-    return {"iterations": 4000, "resolution": 640, "sh_degree": 3, "sh_degree_interval": 800,
+    return short | {"iterations": 4000, "resolution": 640, "sh_degree": 3, "sh_degree_interval": 800,
             "max_gaussians": 150_000, "densify_from": 200, "densify_until": 3000, "densify_every": 100,
             "densify_grad_threshold": 4e-4, "opacity_reset_every": 1200, "checkpoint_every": 500,
             "log_every": 100, "lr_means_final": 1.6e-5}  # fmt: skip
@@ -190,7 +209,9 @@ def _rescaled_schedule(config: TrainConfig, updates: dict[str, Any]) -> dict[str
     if iterations is None or iterations <= 0 or config.iterations <= 0:
         return {}
     factor = iterations / config.iterations
-    return {name: max(1, round(getattr(config, name) * factor)) for name in SCHEDULE_FIELDS if name not in updates}
+    # A step of 0 means "not scheduled" (lr_means_decay_steps: the run's length) and stays so.
+    return {name: max(1, round(getattr(config, name) * factor)) for name in SCHEDULE_FIELDS
+            if name not in updates and getattr(config, name) > 0}  # fmt: skip
 
 
 def validate(config: TrainConfig) -> None:
@@ -205,6 +226,13 @@ def validate(config: TrainConfig) -> None:
         raise StageError(f"resolution must be >= 0 (0 = full), got {config.resolution}")
     if config.strategy not in STRATEGIES:
         raise StageError(f"unknown strategy {config.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if config.background_mode not in BACKGROUND_MODES:
+        raise StageError(f"unknown background_mode {config.background_mode!r}; choose one of "
+                         f"{', '.join(BACKGROUND_MODES)}")  # fmt: skip
+    if not 0 <= config.sky_sh_degree <= 3:
+        raise StageError(f"sky_sh_degree must be between 0 and 3, got {config.sky_sh_degree}")
+    if config.near_camera_fraction < 0 or config.min_training_views < 0:
+        raise StageError("near_camera_fraction and min_training_views must be >= 0 (0 turns a rule off)")
     if not all(0.0 <= value <= 1.0 for value in config.background):
         raise StageError(f"background must be three values in [0, 1], got {config.background}")
 

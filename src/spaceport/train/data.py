@@ -125,8 +125,9 @@ class SceneData:
     test_views: list[CameraView]
     points: np.ndarray  # (P, 3) float32 world positions
     colors: np.ndarray  # (P, 3) float32 in [0, 1]
-    extent: float  # radius that covers the camera centres, the scene's length scale
+    extent: float  # radius that covers the training cameras' centres, the scene's length scale
     full_size_test: list[PosedImage] = field(default_factory=list)
+    train_sources: list[PosedImage] = field(default_factory=list)
 
 
 def _observed_points(reconstruction, image) -> np.ndarray:  # noqa: ANN001
@@ -182,6 +183,8 @@ def load_scene(sfm_dir: Path, resolution: int, device: str) -> SceneData:
         test_views=[load_view(by_name[name], resolution, device) for name in test_names],
         points=xyz,
         colors=rgb,
-        extent=camera_extent([item.viewmat for item in posed]),
+        # The training cameras only, as 3DGS: held-out photos must not shape how the scene is trained.
+        extent=camera_extent([by_name[name].viewmat for name in train_names]),
         full_size_test=[by_name[name] for name in test_names],
+        train_sources=[by_name[name] for name in train_names],
     )

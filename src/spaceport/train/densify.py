@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import torch
 
     from spaceport.train.config import TrainConfig
+    from spaceport.train.near_field import NearField
     from spaceport.train.rasterize_cpu import RenderResult
 
 SPLIT_SHRINK = 1.6
@@ -40,11 +41,12 @@ class DensityStats:
         return cls(*(torch.zeros(count, device=device) for _ in range(3)))
 
 
-def accumulate(stats: DensityStats, result: RenderResult, width: int, height: int) -> None:
-    """Add one render's screen-space gradients (call after ``backward``, before the optimiser step)."""
+def accumulate(stats: DensityStats, result: RenderResult, width: int, height: int, absgrad: bool = False) -> None:
+    """Add one render's screen-space gradients (call after ``backward``, before the optimiser step): the gradient of
+    each mean, or with ``absgrad`` the sum of its per-pixel gradients' absolute values (both backends give it)."""
     import torch
 
-    grad = result.means2d.grad
+    grad = getattr(result.means2d, "absgrad", None) if absgrad else result.means2d.grad
     if grad is None:
         return
     # Pixel gradients times half the image size are gradients in NDC units, independent of resolution.
@@ -125,7 +127,7 @@ def densify(params: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, s
     import torch
 
     average = stats.grad_sum / stats.count.clamp_min(1)
-    candidates = average >= config.densify_grad_threshold
+    candidates = average >= (config.densify_absgrad_threshold if config.absgrad else config.densify_grad_threshold)
     candidates = _select_within_budget(candidates, average, config.max_gaussians - len(average))
     small = torch.exp(params["log_scales"].detach()).max(dim=-1).values <= config.percent_dense * extent
     clone, split = candidates & small, candidates & ~small
@@ -137,23 +139,30 @@ def densify(params: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, s
 
 
 def prune(params: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, config: TrainConfig, extent: float,
-          too_big_on_screen: torch.Tensor | None) -> int:  # fmt: skip
-    """Remove nearly transparent Gaussians and, when ``too_big_on_screen`` is given, huge ones; returns count.
+          too_big_on_screen: torch.Tensor | None, too_big_in_world: bool = False,
+          also: torch.Tensor | None = None) -> int:  # fmt: skip
+    """Remove nearly transparent Gaussians, huge ones when asked, and ``also``; returns how many went.
 
     Args:
         params: the Gaussians' parameters, replaced in place.
         optimizer: the Adam optimiser holding them.
         config: thresholds.
         extent: the scene's length scale.
-        too_big_on_screen: (N,) mask, or None before the first opacity reset (3DGS prunes by size only
-            after it, when the early large Gaussians have had a chance to shrink).
+        too_big_on_screen: (N,) mask, or None (3DGS prunes by size only after the first opacity reset, when the
+            early large Gaussians have had a chance to shrink).
+        too_big_in_world: also remove those wider than ``prune_world_scale`` of the extent.
+        also: (N,) mask of further Gaussians to remove (the near-camera rules), or None.
     """
     import torch
 
     remove = torch.sigmoid(params["opacity_logits"].detach()) < config.prune_opacity
     if too_big_on_screen is not None:
+        remove |= too_big_on_screen
+    if too_big_in_world:
         largest_axis = torch.exp(params["log_scales"].detach()).max(dim=-1).values
-        remove |= (largest_axis > config.prune_world_scale * extent) | too_big_on_screen
+        remove |= largest_axis > config.prune_world_scale * extent
+    if also is not None:
+        remove |= also
     if bool(remove.all()):
         # Never leave an empty scene: the renderer and the optimiser need at least one Gaussian.
         remove[torch.argmax(params["opacity_logits"].detach())] = False
@@ -183,18 +192,24 @@ class DensityChange:
 
 
 def adapt_density(params: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, stats: DensityStats,
-                  config: TrainConfig, extent: float, step: int,
-                  generator: torch.Generator) -> tuple[DensityStats, DensityChange]:  # fmt: skip
-    """One round: clone / split, then prune; returns fresh statistics for the new set and what changed."""
+                  config: TrainConfig, extent: float, step: int, generator: torch.Generator,
+                  near_field: NearField | None = None) -> tuple[DensityStats, DensityChange]:  # fmt: skip
+    """One round: clone / split, then prune (the near-camera rules too, when ``near_field`` is given); returns fresh
+    statistics for the new set and what changed."""
     import torch
+
+    from spaceport.train.near_field import unwanted
 
     big_on_screen = stats.max_screen > config.prune_screen_fraction
     split, cloned = densify(params, optimizer, stats, config, extent, generator)
+    after_reset = step > config.opacity_reset_every
     too_big_on_screen = None
-    if config.prune_by_size and step > config.opacity_reset_every:
+    if config.prune_screen_size and after_reset:
         # densify keeps the non-split originals in order and appends the new ones, which are not big yet.
         kept = big_on_screen[~split]
         too_big_on_screen = torch.cat([kept, kept.new_zeros(len(params["means"]) - len(kept))])
-    pruned = prune(params, optimizer, config, extent, too_big_on_screen)
+    near = unwanted(params["means"].detach(), near_field) if near_field is not None and near_field.active else None
+    pruned = prune(params, optimizer, config, extent, too_big_on_screen, config.prune_world_size and after_reset,
+                   near)  # fmt: skip
     fresh = DensityStats.zeros(len(params["means"]), params["means"].device)
     return fresh, DensityChange(cloned, int(split.sum()), pruned)

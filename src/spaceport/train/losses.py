@@ -59,3 +59,14 @@ def training_loss(image: torch.Tensor, target: torch.Tensor, ssim_lambda: float)
     """(1 - lambda) * L1 + lambda * (1 - SSIM), lambda = 0.2 in 3DGS."""
     l1 = (image - target).abs().mean()
     return (1.0 - ssim_lambda) * l1 + ssim_lambda * (1.0 - ssim(image, target))
+
+
+def colour_corrected(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``image`` mapped by the affine colour transform (3x3 and an offset) that brings it closest to ``target`` in
+    least squares: the colour-corrected score forgives exposure and white balance, nothing else."""
+    import torch
+
+    pixels = image.reshape(-1, 3).double()
+    design = torch.cat([pixels, torch.ones_like(pixels[:, :1])], dim=1)
+    solution = torch.linalg.lstsq(design, target.reshape(-1, 3).double()).solution
+    return (design @ solution).reshape(image.shape).clamp(0, 1).to(image.dtype)

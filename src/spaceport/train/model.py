@@ -64,7 +64,7 @@ def init_params(points: np.ndarray, colors: np.ndarray, sh_degree: int, initial_
     return {name: torch.tensor(values[name], device=device, requires_grad=True) for name in PARAM_NAMES}
 
 
-def _sh_basis(directions: torch.Tensor, degree: int) -> list[torch.Tensor]:
+def sh_basis(directions: torch.Tensor, degree: int) -> list[torch.Tensor]:
     """The real SH basis functions of bands 1..degree at unit ``directions`` (N, 3), each (N,)."""
     x, y, z = directions.unbind(-1)
     basis = []
@@ -94,7 +94,7 @@ def sh_colors(params: dict[str, torch.Tensor], degree: int, camera_center: torch
     if degree > 0:
         # Not detached: the colour a Gaussian shows depends on where it sits, and its mean learns from that too.
         directions = torch.nn.functional.normalize(params["means"] - camera_center, dim=-1)
-        basis = torch.stack(_sh_basis(directions, degree), dim=1)  # (N, K)
+        basis = torch.stack(sh_basis(directions, degree), dim=1)  # (N, K)
         active = sh_coefficients_for_degree(degree)
         color = color + (basis[:, :, None] * params["shN"][:, :active, :]).sum(dim=1)
     return torch.clamp_min(color + 0.5, 0.0)

@@ -34,7 +34,8 @@ class RenderResult:
     Attributes:
         image: (H, W, 3) float32, composited over the background.
         means2d: (N, 2) projected centres in pixels; ``retain_grad()`` is called, so after ``backward()`` its
-            ``.grad`` holds the screen-space gradient used for densification.
+            ``.grad`` holds the screen-space gradient used for densification, and its ``.absgrad`` (as gsplat's)
+            the sum over pixels of the absolute per-pixel gradients.
         radii: (N,) int32 three-sigma radius in pixels (:func:`screen_radii`), 0 for Gaussians culled, too faint
             to draw, or off-screen.
         alpha: (H, W) accumulated opacity.
@@ -144,6 +145,7 @@ class _Tiles:
     tile: int
     offsets: np.ndarray  # (T+1,) int64
     pair_gid: np.ndarray  # (P,) int32
+    absgrad: torch.Tensor  # (N, 2): filled by the backward pass with the absolute screen-space gradients
 
 
 class _Composite(torch.autograd.Function):
@@ -177,7 +179,7 @@ class _Composite(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_color, grad_alpha):
         tiles = ctx.tiles
-        pair_grad = np.zeros((tiles.pair_gid.shape[0], 9), np.float32)
+        pair_grad = np.zeros((tiles.pair_gid.shape[0], 11), np.float32)
         kernels.composite_backward(
             tiles.offsets,
             ctx.packed,
@@ -191,6 +193,7 @@ class _Composite(torch.autograd.Function):
             pair_grad,
         )
         grads = torch.from_numpy(kernels.sum_pair_gradients(tiles.pair_gid, pair_grad, ctx.count)).to(ctx.dtype)
+        tiles.absgrad.copy_(grads[:, 9:11])
         return grads[:, 0:2], grads[:, 2:5], grads[:, 5], grads[:, 6:9], None
 
 
@@ -233,7 +236,10 @@ def render(
     offsets, pair_gid = kernels.bin_to_tiles(
         order, means2d.detach().float().numpy(), extents.float().numpy(), width, height, TILE_SIZE
     )
-    tiles = _Tiles(width, height, TILE_SIZE, offsets, pair_gid)
+    tiles = _Tiles(width, height, TILE_SIZE, offsets, pair_gid, torch.zeros((len(means), 2), dtype=means2d.dtype))
+    if means2d.requires_grad:
+        # Where gsplat puts it (rasterization(absgrad=True)): an attribute of the screen-space means.
+        means2d.absgrad = tiles.absgrad
     color, alpha = _Composite.apply(means2d, proj.conics, proj.opacities, colors, tiles)
     image = color + (1.0 - alpha)[..., None] * background.to(color.dtype)
     return RenderResult(image=image, means2d=means2d, radii=radii, alpha=alpha)

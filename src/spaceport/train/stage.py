@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spaceport.contract import TrainingLayout, begin_output, read_hyperparameters, timed, write_manifest
-from spaceport.gaussians import write_ply
+from spaceport.gaussians import GaussianCloud, write_ply
 from spaceport.train.config import TrainConfig, build_config
 
 if TYPE_CHECKING:
@@ -46,14 +46,14 @@ class TrainPaths:
 
 def _start_state(scene: SceneData, ctx: TrainContext, config: TrainConfig) -> TrainState:
     """Resume from the newest checkpoint, or initialise from the SfM points and score that start."""
-    from spaceport.train.trainer import evaluate, initial_state, restore_state
+    from spaceport.train.trainer import evaluate, evaluation_background, initial_state, restore_state
 
     payload = ctx.store.load_latest() if ctx.store is not None else None
     if payload is not None:
         logger.info("resuming from the checkpoint at iteration %d", payload["iteration"])
-        return restore_state(payload, config, scene.extent, config.device)
-    state = initial_state(scene.points, scene.colors, config, scene.extent)
-    initial = evaluate(state.params, 0, scene.test_views, ctx.renderer, ctx.background)
+        return restore_state(payload, config, scene.extent, config.device, scene.train_sources)
+    state = initial_state(scene.points, scene.colors, config, scene.extent, scene.train_sources)
+    initial = evaluate(state.params, 0, scene.test_views, ctx.renderer, evaluation_background(state, ctx))
     state.psnr_initial = initial.psnr
     return state
 
@@ -63,14 +63,17 @@ def _context(scene: SceneData, config: TrainConfig, paths: TrainPaths, progress:
 
     from spaceport.train.backend import select_renderer
     from spaceport.train.checkpoint import CheckpointStore
+    from spaceport.train.near_field import build_near_field
     from spaceport.train.progress import ProgressLog
     from spaceport.train.strategy import select_strategy
     from spaceport.train.trainer import TrainContext
 
     background = torch.tensor(config.background, dtype=torch.float32, device=config.device)
-    return TrainContext(config, scene.train_views, select_renderer(config.device), background, scene.extent,
+    return TrainContext(config, scene.train_views, select_renderer(config.device, config.absgrad), background,
+                        scene.extent,
                         ProgressLog(config.log_every, progress), select_strategy(config, scene.extent),
-                        CheckpointStore(paths.checkpoint_dir))  # fmt: skip
+                        CheckpointStore(paths.checkpoint_dir),
+                        build_near_field(scene.train_sources, config, config.device))  # fmt: skip
 
 
 def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,
@@ -88,7 +91,6 @@ def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,
     from spaceport.train.backend import configure_threads
     from spaceport.train.data import load_scene
     from spaceport.train.memory import check_fits
-    from spaceport.train.model import to_cloud
     from spaceport.train.progress import logger as progress_logger
     from spaceport.train.trainer import active_sh_degree, train
 
@@ -113,8 +115,9 @@ def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,
     progress_logger.info("evaluation psnr_test=%.2f ssim_test=%.4f psnr_initial=%.2f views=%d", scores["psnr_test"],
                          scores["ssim_test"], state.psnr_initial, len(scene.test_views))  # fmt: skip
     with timed(seconds, "export"):
-        write_ply(to_cloud(state.params, degree), paths.model_dir / SCENE_FILE)
-    figures = _figures(config, scene, state, degree, seconds) | scores
+        cloud, sky_shell = exported_cloud(state, scene, degree)
+        write_ply(cloud, paths.model_dir / SCENE_FILE)
+    figures = _figures(config, scene, state, degree, seconds) | scores | {"sky_shell": sky_shell}
     figures["memory_model_bytes"] = memory.total_bytes
     if config.device == "cuda":
         import torch
@@ -125,26 +128,70 @@ def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,
     return write_manifest(paths.model_dir, STAGE, figures)
 
 
+def exported_cloud(state: TrainState, scene: SceneData, degree: int) -> tuple[GaussianCloud, dict[str, Any] | None]:
+    """The Gaussians as the PLY carries them, with the learned sky baked behind them as a far shell (what the
+    shell is, for the manifest; None without a sky model)."""
+    import numpy as np
+
+    from spaceport.gaussians import concatenate
+    from spaceport.train.background import bake_sky_shell, shell_radius
+    from spaceport.train.model import to_cloud
+
+    cloud = to_cloud(state.params, degree)
+    if state.sky is None:
+        return cloud, None
+    centre = np.mean([view.camera_center.cpu().numpy() for view in scene.train_views], axis=0).astype(np.float64)
+    radius = shell_radius(cloud.means, centre, scene.extent)
+    shell = bake_sky_shell(state.sky, centre, radius, cloud.shN.shape[1])
+    description = {"gaussians": len(shell), "first": len(cloud), "centre": [round(float(v), 6) for v in centre],
+                   "radius": round(radius, 6), "sh_degree": state.sky.degree}  # fmt: skip
+    return concatenate([cloud, shell]), description
+
+
 def _score_held_out(state: TrainState, scene: SceneData, ctx: TrainContext, degree: int) -> dict[str, Any]:
     """Held-out PSNR / SSIM at the training resolution and at the photos' full size, and haze and floaters."""
     from spaceport.train.floaters import measure_floaters
-    from spaceport.train.trainer import evaluate, evaluate_full_size
+    from spaceport.train.trainer import evaluate, evaluate_full_size, evaluation_background
 
-    evaluation = evaluate(state.params, degree, scene.test_views, ctx.renderer, ctx.background)
+    background = evaluation_background(state, ctx)
+    evaluation = evaluate(state.params, degree, scene.test_views, ctx.renderer, background)
     full_size = evaluation
+    scores: dict[str, Any] = {}
     if _full_size_differs(scene):
-        full_size = evaluate_full_size(state.params, degree, scene.full_size_test, ctx.renderer, ctx.background)
+        full_size = evaluate_full_size(state.params, degree, scene.full_size_test, ctx.renderer, background)
+        scores["psnr_test_full_size_ceiling"] = round(upscaling_ceiling(scene), 3)
     observed = [source.observed_points for source in scene.full_size_test]
     floaters = measure_floaters(state.params, scene.test_views, observed, ctx.renderer)
-    return {
+    return scores | {
         # At the training resolution (resolution.evaluate), as 3DGS scores; the *_full_size ones at the photos'.
         "psnr_test": round(evaluation.psnr, 3),
+        "psnr_test_worst": round(evaluation.worst, 3),
+        "psnr_test_median": round(evaluation.median, 3),
+        "psnr_test_colour_corrected": round(evaluation.cc_psnr, 3),
         "ssim_test": round(evaluation.ssim, 4),
         "psnr_per_view": {name: round(value, 3) for name, value in evaluation.per_view.items()},
+        # A model trained at the training resolution, rendered at the photos' size: it cannot hold finer detail than
+        # it saw, so the ceiling beside it is the photo itself shrunk to the training size and enlarged back.
         "psnr_test_full_size": round(full_size.psnr, 3),
         "ssim_test_full_size": round(full_size.ssim, 4),
         "held_out_floaters": floaters.as_dict(),
     }
+
+
+def upscaling_ceiling(scene: SceneData) -> float:
+    """Mean PSNR of the held-out photos against themselves shrunk to the training size and enlarged back."""
+    import numpy as np
+    from PIL import Image
+
+    scores = []
+    for view, source in zip(scene.test_views, scene.full_size_test, strict=True):
+        with Image.open(source.path) as opened:
+            photo = opened.convert("RGB")
+        small = photo.resize((view.width, view.height), Image.Resampling.LANCZOS)
+        back = np.asarray(small.resize(photo.size, Image.Resampling.LANCZOS), np.float64) / 255
+        mse = float(((back - np.asarray(photo, np.float64) / 255) ** 2).mean())
+        scores.append(100.0 if mse <= 1e-10 else -10 * np.log10(mse))
+    return float(np.mean(scores))
 
 
 def _full_size_differs(scene: SceneData) -> bool:

@@ -4,7 +4,7 @@ Two are offered, chosen by ``TrainConfig.strategy``:
 
 - ``adc`` (the default): 3DGS's adaptive density control (:mod:`spaceport.train.densify`): clone and split by
   screen-space gradient, prune transparent Gaussians, opacity resets only in the first two thirds of training,
-  and size pruning only when asked for (``prune_by_size``);
+  and size pruning only when asked for (``prune_world_size``, ``prune_screen_size``);
 - ``mcmc``: a fixed budget in the manner of 3DGS-MCMC (:mod:`spaceport.train.mcmc`).
 
 Why ``adc`` by default, measured on four synthetic captures and a real one (benchmarks/RESULTS.md, "Training
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from spaceport.train.config import TrainConfig
     from spaceport.train.data import CameraView
+    from spaceport.train.near_field import NearField
     from spaceport.train.rasterize_cpu import RenderResult
     from spaceport.train.trainer import TrainContext, TrainState
 
@@ -62,7 +63,7 @@ class AdaptiveDensityControl:
         from spaceport.train.densify import accumulate
 
         if state.iteration + 1 < self.config.densify_until:
-            accumulate(state.stats, result, view.width, view.height)
+            accumulate(state.stats, result, view.width, view.height, self.config.absgrad)
 
     def after_step(self, state: TrainState, ctx: TrainContext) -> None:
         from spaceport.train.densify import adapt_density, reset_opacity
@@ -73,7 +74,7 @@ class AdaptiveDensityControl:
         if in_refine_window(config, step):
             before = len(state.params["means"])
             state.stats, change = adapt_density(state.params, state.optimizer, state.stats, config, ctx.extent,
-                                                step, state.generator)  # fmt: skip
+                                                step, state.generator, ctx.near_field)  # fmt: skip
             logger.debug("step %d: %d -> %d Gaussians (%s)", step, before, len(state.params["means"]), change)
         if step % config.opacity_reset_every == 0 and resets_allowed(config, step):
             reset_opacity(state.params, state.optimizer)
@@ -104,11 +105,25 @@ class MarkovChainMonteCarlo:
 
         config, step = self.config, state.iteration
         if in_refine_window(config, step):
+            if ctx.near_field is not None and ctx.near_field.active:
+                kill_near_camera(state.params, ctx.near_field)
             moved = relocate_dead(state.params, state.optimizer, config, state.generator)
             added = grow(state.params, state.optimizer, config, state.generator)
             logger.debug("step %d: %d relocated, %d added, %d Gaussians", step, moved, added,
                          len(state.params["means"]))  # fmt: skip
         inject_noise(state.params, means_learning_rate(config, ctx.extent, step), config, state.generator)
+
+
+def kill_near_camera(params: dict[str, torch.Tensor], near_field: NearField) -> None:
+    """mcmc keeps its budget: what the near-camera rules reject is made dead, and so relocated onto live ones."""
+    import torch
+
+    from spaceport.train.densify import RESET_OPACITY
+    from spaceport.train.model import logit
+    from spaceport.train.near_field import unwanted
+
+    with torch.no_grad():
+        params["opacity_logits"][unwanted(params["means"].detach(), near_field)] = logit(RESET_OPACITY / 100)
 
 
 def select_strategy(config: TrainConfig, extent: float) -> DensityStrategy:

@@ -18,10 +18,13 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from spaceport.train.appearance import Appearance
     from spaceport.train.backend import Renderer
+    from spaceport.train.background import FixedBackground, SkyModel
     from spaceport.train.checkpoint import CheckpointStore
     from spaceport.train.config import TrainConfig
     from spaceport.train.data import CameraView, PosedImage
+    from spaceport.train.near_field import NearField
     from spaceport.train.progress import ProgressLog
     from spaceport.train.rasterize_cpu import RenderResult
     from spaceport.train.strategy import DensityStrategy
@@ -38,11 +41,12 @@ class TrainContext:
     config: TrainConfig
     views: list[CameraView]
     renderer: Renderer
-    background: torch.Tensor
+    background: torch.Tensor  # the fixed colour (background_mode "fixed", and behind the sky's clamp nowhere)
     extent: float
     log: ProgressLog
     strategy: DensityStrategy
     store: CheckpointStore | None = None
+    near_field: NearField | None = None
 
 
 @dataclass
@@ -56,6 +60,8 @@ class TrainState:
     iteration: int = 0
     psnr_initial: float | None = None
     view_queue: list[int] = field(default_factory=list)
+    sky: SkyModel | None = None
+    appearance: Appearance | None = None
 
 
 def create_optimizer(params: dict[str, torch.Tensor], config: TrainConfig, extent: float) -> torch.optim.Adam:
@@ -68,8 +74,10 @@ def create_optimizer(params: dict[str, torch.Tensor], config: TrainConfig, exten
     return torch.optim.Adam(groups, lr=0.0, eps=ADAM_EPS)
 
 
-def initial_state(points: np.ndarray, colors: np.ndarray, config: TrainConfig, extent: float) -> TrainState:
-    """A fresh run: Gaussians at the SfM points, their optimiser, and the run's seeded random streams."""
+def initial_state(points: np.ndarray, colors: np.ndarray, config: TrainConfig, extent: float,
+                  sources: list[PosedImage] | None = None) -> TrainState:  # fmt: skip
+    """A fresh run: Gaussians at the SfM points, their optimiser, the run's seeded random streams, and the
+    background and the training photos' (``sources``) colour transforms where the config asks for them."""
     import torch
 
     from spaceport.train.model import init_params
@@ -77,12 +85,32 @@ def initial_state(points: np.ndarray, colors: np.ndarray, config: TrainConfig, e
     torch.manual_seed(config.seed)
     params = init_params(points, colors, config.sh_degree, config.initial_opacity, config.device)
     return TrainState(params, create_optimizer(params, config, extent), DensityStats.zeros(len(points), config.device),
-                      torch.Generator().manual_seed(config.seed))  # fmt: skip
+                      torch.Generator().manual_seed(config.seed), sky=new_sky(config),
+                      appearance=new_appearance(config, sources or []))  # fmt: skip
+
+
+def new_appearance(config: TrainConfig, sources: list[PosedImage]) -> Appearance | None:
+    """The training photos' colour transforms, started from their EXIF exposure, when ``appearance`` is on."""
+    from spaceport.train.appearance import Appearance, initial_gains
+
+    if not config.appearance or not sources:
+        return None
+    return Appearance([source.name for source in sources], initial_gains([source.path for source in sources]),
+                      config.lr_appearance, config.device)  # fmt: skip
+
+
+def new_sky(config: TrainConfig) -> SkyModel | None:
+    """The learned background of background_mode "sky", untrained (mid-grey everywhere); else None."""
+    from spaceport.train.background import SkyModel
+
+    return SkyModel(config.sky_sh_degree, config.lr_sky, config.device) if config.background_mode == "sky" else None
 
 
 def means_learning_rate(config: TrainConfig, extent: float, step: int) -> float:
-    """Log-linear decay from ``lr_means`` to ``lr_means_final`` over the run, times the scene extent."""
-    progress = min(max(step / max(config.iterations, 1), 0.0), 1.0)
+    """Log-linear decay from ``lr_means`` to ``lr_means_final`` over ``lr_means_decay_steps`` (0: the run's length),
+    then constant; times the scene extent."""
+    decay_steps = config.lr_means_decay_steps or config.iterations
+    progress = min(max(step / max(decay_steps, 1), 0.0), 1.0)
     log_rate = (1 - progress) * math.log(config.lr_means) + progress * math.log(config.lr_means_final)
     return extent * math.exp(log_rate)
 
@@ -94,9 +122,16 @@ def active_sh_degree(config: TrainConfig, step: int) -> int:
 
 def render_view(params: dict[str, torch.Tensor], view: CameraView, degree: int, renderer: Renderer,
                 background: torch.Tensor) -> RenderResult:  # fmt: skip
+    """Render over black, then composite over ``background`` ((3,) or (H, W, 3)) in code both backends share."""
+    import dataclasses
+
+    from spaceport.train.background import composite
+
     colors = sh_colors(params, degree, view.camera_center)
-    return renderer(params["means"], params["quats"], params["log_scales"], params["opacity_logits"], colors,
-                    view.viewmat, view.K, view.width, view.height, background)  # fmt: skip
+    black = params["means"].new_zeros(3)
+    result = renderer(params["means"], params["quats"], params["log_scales"], params["opacity_logits"], colors,
+                      view.viewmat, view.K, view.width, view.height, black)  # fmt: skip
+    return dataclasses.replace(result, image=composite(result.image, result.alpha, background))
 
 
 def next_view(state: TrainState, count: int) -> int:
@@ -108,17 +143,26 @@ def next_view(state: TrainState, count: int) -> int:
     return state.view_queue.pop()
 
 
-def training_background(state: TrainState, ctx: TrainContext) -> torch.Tensor:
-    """The colour behind this step's render: fixed, or random per step so no pixel can stay see-through.
+def training_background(state: TrainState, ctx: TrainContext, view: CameraView) -> torch.Tensor:
+    """What this step's render is composited over: the learned sky, a random colour, or the fixed one.
 
-    Photos are opaque everywhere; over a fixed black background a half-transparent haze in front of the cameras
-    costs nothing where the photo is dark, over a random one it always does.
+    Random: photos are opaque everywhere; over a fixed black background a half-transparent haze in front of the
+    cameras costs nothing where the photo is dark, over a random one it always does.
     """
     import torch
 
-    if not ctx.config.random_background:
-        return ctx.background
-    return torch.rand(3, generator=state.generator).to(ctx.background.device)
+    if state.sky is not None:
+        return state.sky.behind(view)
+    if ctx.config.background_mode == "random":
+        return torch.rand(3, generator=state.generator).to(ctx.background.device)
+    return ctx.background
+
+
+def evaluation_background(state: TrainState, ctx: TrainContext) -> SkyModel | FixedBackground:
+    """What held-out renders are composited over: the learned sky, else the fixed colour."""
+    from spaceport.train.background import FixedBackground
+
+    return state.sky if state.sky is not None else FixedBackground(ctx.background)
 
 
 def train_step(state: TrainState, view: CameraView, ctx: TrainContext) -> tuple[float, float]:
@@ -127,9 +171,10 @@ def train_step(state: TrainState, view: CameraView, ctx: TrainContext) -> tuple[
     for group in state.optimizer.param_groups:
         if group["name"] == "means":
             group["lr"] = means_learning_rate(config, ctx.extent, step)
-    background = training_background(state, ctx)
+    background = training_background(state, ctx, view)
     result = render_view(state.params, view, active_sh_degree(config, step), ctx.renderer, background)
-    loss = training_loss(result.image, view.image, config.ssim_lambda)
+    image = state.appearance.apply(result.image, view.name) if state.appearance is not None else result.image
+    loss = training_loss(image, view.image, config.ssim_lambda)
     photometric = float(loss.detach())
     extra = ctx.strategy.loss(state.params)
     if extra is not None:
@@ -138,9 +183,12 @@ def train_step(state: TrainState, view: CameraView, ctx: TrainContext) -> tuple[
     loss.backward()
     ctx.strategy.after_backward(state, result, view)
     state.optimizer.step()
+    for model in (state.sky, state.appearance):
+        if model is not None:
+            model.step()
     state.iteration = step
     ctx.strategy.after_step(state, ctx)
-    return photometric, psnr(result.image, view.image)
+    return photometric, psnr(image, view.image)
 
 
 def train(state: TrainState, ctx: TrainContext) -> TrainState:
@@ -157,37 +205,62 @@ def train(state: TrainState, ctx: TrainContext) -> TrainState:
 
 @dataclass
 class Evaluation:
+    """Held-out scores: means over the views, the worst and the median view, and each view's own.
+
+    Attributes:
+        psnr: mean PSNR.
+        ssim: mean SSIM.
+        per_view: each view's PSNR by name.
+        cc_psnr: mean colour-corrected PSNR (each render mapped by the affine colour transform that fits its photo
+            best, as gsplat reports it): what is left once exposure and white balance are forgiven.
+    """
+
     psnr: float
     ssim: float
     per_view: dict[str, float]
+    cc_psnr: float = 0.0
+
+    @property
+    def worst(self) -> float:
+        return min(self.per_view.values(), default=0.0)
+
+    @property
+    def median(self) -> float:
+        import statistics
+
+        return statistics.median(self.per_view.values()) if self.per_view else 0.0
 
 
 def evaluate(params: dict[str, torch.Tensor], degree: int, views: list[CameraView], renderer: Renderer,
-             background: torch.Tensor) -> Evaluation:  # fmt: skip
-    """Mean PSNR and SSIM over ``views``, rendered at their own resolution over ``background``."""
+             background: SkyModel | FixedBackground) -> Evaluation:  # fmt: skip
+    """PSNR and SSIM over ``views``, rendered at their own resolution over ``background``."""
     import torch
 
-    scores, structures = {}, []
+    from spaceport.train.losses import colour_corrected
+
+    scores, corrected, structures = {}, [], []
     with torch.no_grad():
         frozen = {name: value.detach() for name, value in params.items()}
         for view in views:
-            image = render_view(frozen, view, degree, renderer, background).image.clamp(0, 1)
+            image = render_view(frozen, view, degree, renderer, background.behind(view)).image.clamp(0, 1)
             scores[view.name] = psnr(image, view.image)
+            corrected.append(psnr(colour_corrected(image, view.image), view.image))
             structures.append(float(ssim(image, view.image)))
     count = max(len(views), 1)
-    return Evaluation(sum(scores.values()) / count, sum(structures) / count, scores)
+    return Evaluation(sum(scores.values()) / count, sum(structures) / count, scores, sum(corrected) / count)
 
 
 def evaluate_full_size(params: dict[str, torch.Tensor], degree: int, sources: list[PosedImage], renderer: Renderer,
-                       background: torch.Tensor) -> Evaluation:  # fmt: skip
+                       background: SkyModel | FixedBackground) -> Evaluation:  # fmt: skip
     """``evaluate`` on the held-out photos at their full size, loading one at a time to bound memory."""
     from spaceport.train.data import load_view
 
-    device = background.device.type
+    device = params["means"].device.type
     results = [evaluate(params, degree, [load_view(source, 0, device)], renderer, background) for source in sources]
     count = max(len(results), 1)
     per_view = {name: value for result in results for name, value in result.per_view.items()}
-    return Evaluation(sum(r.psnr for r in results) / count, sum(r.ssim for r in results) / count, per_view)
+    return Evaluation(sum(r.psnr for r in results) / count, sum(r.ssim for r in results) / count, per_view,
+                      sum(r.cc_psnr for r in results) / count)  # fmt: skip
 
 
 def checkpoint_payload(state: TrainState) -> dict[str, Any]:
@@ -206,10 +279,13 @@ def checkpoint_payload(state: TrainState) -> dict[str, Any]:
         "torch_rng": torch.get_rng_state(),
         "view_queue": list(state.view_queue),
         "psnr_initial": state.psnr_initial,
+        "sky": state.sky.state_dict() if state.sky is not None else None,
+        "appearance": state.appearance.state_dict() if state.appearance is not None else None,
     }
 
 
-def restore_state(payload: dict[str, Any], config: TrainConfig, extent: float, device: str) -> TrainState:
+def restore_state(payload: dict[str, Any], config: TrainConfig, extent: float, device: str,
+                  sources: list[PosedImage] | None = None) -> TrainState:  # fmt: skip
     """Rebuild the state a checkpoint describes: parameters, Adam moments, statistics and random streams."""
     import torch
 
@@ -220,5 +296,9 @@ def restore_state(payload: dict[str, Any], config: TrainConfig, extent: float, d
     generator = torch.Generator()
     generator.set_state(payload["generator"])
     torch.set_rng_state(payload["torch_rng"])
+    sky, appearance = new_sky(config), new_appearance(config, sources or [])
+    for model, key in ((sky, "sky"), (appearance, "appearance")):
+        if model is not None and payload.get(key) is not None:
+            model.load_state_dict(payload[key])
     return TrainState(params, optimizer, stats, generator, int(payload["iteration"]), payload["psnr_initial"],
-                      list(payload["view_queue"]))  # fmt: skip
+                      list(payload["view_queue"]), sky, appearance)  # fmt: skip

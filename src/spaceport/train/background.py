@@ -1,0 +1,170 @@
+"""What a ray sees once it has passed every Gaussian: the background behind the splat, on both backends.
+
+Three modes (``TrainConfig.background_mode``):
+
+- ``sky`` (the default): a learned environment, a function of the ray's direction only, low-order real spherical
+  harmonics per colour channel, trained jointly with the Gaussians. A featureless sky is then the background's job:
+  no Gaussian at a finite distance has to paint it, so none hangs near the capture path to veil a view the photos
+  did not take. The exported scene carries it as a shell of far Gaussians (:func:`bake_sky_shell`), so every viewer
+  shows the sky without knowing of the model;
+- ``random``: a new uniform colour each training step, so a see-through pixel always costs something (the release
+  before the sky model); it forces the sky to be opaque Gaussians somewhere;
+- ``fixed``: ``TrainConfig.background`` behind every step.
+
+Backends render over black and the background is composited here, ``image + (1 - alpha) * background``, so the
+model means the same on the CPU rasteriser and on gsplat.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from spaceport.gaussians import SH_C0, GaussianCloud
+
+if TYPE_CHECKING:
+    import torch
+
+    from spaceport.train.data import CameraView
+
+# Shell of the exported sky: Fibonacci-sphere points, this many; at 4096 neighbours are 3.2 degrees apart, finer
+# than anything a degree-3 sky holds.
+SHELL_GAUSSIANS = 4096
+# The shell lies this many times farther than the farthest trained Gaussian (or the camera extent): from anywhere
+# a viewer orbits, the sky's directions are then within a few degrees of those it was trained on.
+SHELL_DISTANCE_FACTOR = 10.0
+# Tangential standard deviation over neighbour spacing: neighbours overlap enough that no ray slips through.
+SHELL_SIGMA_PER_SPACING = 0.8
+# The discs are this much thinner along the ray than across it.
+SHELL_FLATNESS = 1e-3
+SHELL_OPACITY = 0.995
+
+
+def ray_directions(view: CameraView) -> torch.Tensor:
+    """(H, W, 3) unit world directions through the pixel centres of ``view`` (COLMAP: centres at +0.5)."""
+    import torch
+
+    device = view.K.device
+    columns = torch.arange(view.width, device=device, dtype=torch.float32) + 0.5
+    rows = torch.arange(view.height, device=device, dtype=torch.float32) + 0.5
+    v, u = torch.meshgrid(rows, columns, indexing="ij")
+    fx, fy, cx, cy = view.K[0, 0], view.K[1, 1], view.K[0, 2], view.K[1, 2]
+    camera = torch.stack([(u - cx) / fx, (v - cy) / fy, torch.ones_like(u)], dim=-1)
+    world = camera @ view.viewmat[:3, :3]  # R^T d for row vectors
+    return torch.nn.functional.normalize(world, dim=-1)
+
+
+class SkyModel:
+    """A learned background: RGB = 0.5 + sum of real SH up to ``degree`` at the ray direction, clamped to [0, 1].
+
+    The basis and the 0.5 offset are the Gaussians' own (:func:`spaceport.train.model.sh_colors`), so a far
+    Gaussian can carry any of its values exactly.
+    """
+
+    def __init__(self, degree: int, learning_rate: float, device: str | torch.device) -> None:
+        import torch
+
+        self.degree = degree
+        self.coefficients = torch.zeros(((degree + 1) ** 2, 3), device=device, requires_grad=True)
+        self.optimizer = torch.optim.Adam([self.coefficients], lr=learning_rate, eps=1e-15)
+
+    def colours(self, directions: torch.Tensor) -> torch.Tensor:
+        """(..., 3) colours for (..., 3) unit directions."""
+        import torch
+
+        from spaceport.train.model import sh_basis
+
+        flat = directions.reshape(-1, 3)
+        basis = torch.stack([torch.full_like(flat[:, 0], SH_C0), *sh_basis(flat, self.degree)], dim=1)
+        return (basis @ self.coefficients + 0.5).clamp(0.0, 1.0).reshape(directions.shape)
+
+    def behind(self, view: CameraView) -> torch.Tensor:
+        return self.colours(ray_directions(view))
+
+    def step(self) -> None:
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def state_dict(self) -> dict:
+        return {"degree": self.degree, "coefficients": self.coefficients.detach().cpu(),
+                "optimizer": self.optimizer.state_dict()}  # fmt: skip
+
+    def load_state_dict(self, payload: dict) -> None:
+        import torch
+
+        with torch.no_grad():
+            self.coefficients.copy_(payload["coefficients"].to(self.coefficients.device))
+        self.optimizer.load_state_dict(payload["optimizer"])
+
+
+class FixedBackground:
+    """One colour behind every pixel."""
+
+    def __init__(self, colour: torch.Tensor) -> None:
+        self.colour = colour
+
+    def behind(self, view: CameraView) -> torch.Tensor:
+        return self.colour
+
+
+def composite(image: torch.Tensor, alpha: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """An image rendered over black, put in front of ``background`` ((3,) or (H, W, 3))."""
+    return image + (1.0 - alpha)[..., None] * background.to(image.dtype)
+
+
+def fibonacci_directions(count: int) -> np.ndarray:
+    """(count, 3) unit vectors spread evenly over the sphere (the golden-angle spiral)."""
+    index = np.arange(count, dtype=np.float64) + 0.5
+    z = 1.0 - 2.0 * index / count
+    radius = np.sqrt(np.maximum(0.0, 1.0 - z * z))
+    azimuth = math.pi * (3.0 - math.sqrt(5.0)) * index
+    return np.stack([radius * np.cos(azimuth), radius * np.sin(azimuth), z], axis=1)
+
+
+def _quaternions_turning_z_to(directions: np.ndarray) -> np.ndarray:
+    """(N, 4) wxyz unit quaternions whose rotation takes +z to each unit direction (the disc's normal)."""
+    z = np.array([0.0, 0.0, 1.0])
+    axis = np.cross(z, directions)
+    cosine = directions @ z
+    quats = np.concatenate([(1.0 + cosine)[:, None], axis], axis=1)
+    # Straight down has no half-way vector: any half turn about a horizontal axis does.
+    quats[cosine < -1.0 + 1e-9] = (0.0, 1.0, 0.0, 0.0)
+    return quats / np.linalg.norm(quats, axis=1, keepdims=True)
+
+
+def shell_radius(means: np.ndarray, centre: np.ndarray, extent: float) -> float:
+    """How far the shell lies from ``centre``: beyond every trained Gaussian and the cameras, by a wide margin."""
+    farthest = float(np.linalg.norm(means - centre, axis=1).max()) if len(means) else 0.0
+    return SHELL_DISTANCE_FACTOR * max(farthest, extent)
+
+
+def bake_sky_shell(sky: SkyModel, centre: np.ndarray, radius: float, sh_rest: int,
+                   count: int = SHELL_GAUSSIANS) -> GaussianCloud:  # fmt: skip
+    """The sky as opaque, flat Gaussians on a sphere around ``centre``, each coloured by the model at its direction.
+
+    Args:
+        sky: the trained background.
+        centre: where the directions are taken from (the training cameras' mean centre).
+        radius: the sphere's radius (:func:`shell_radius`).
+        sh_rest: higher-order SH coefficients per channel of the cloud it joins (left zero: one colour each).
+        count: Gaussians on the sphere.
+    """
+    import torch
+
+    directions = fibonacci_directions(count)
+    with torch.no_grad():
+        colours = sky.colours(torch.as_tensor(directions, dtype=torch.float32, device=sky.coefficients.device))
+    colours = colours.cpu().numpy().astype(np.float64)
+    spacing = radius * math.sqrt(4.0 * math.pi / count)
+    sigma = SHELL_SIGMA_PER_SPACING * spacing
+    log_scales = np.log([sigma, sigma, sigma * SHELL_FLATNESS])
+    return GaussianCloud(
+        means=centre[None, :] + radius * directions,
+        sh0=(colours - 0.5) / SH_C0,
+        shN=np.zeros((count, sh_rest, 3)),
+        opacities=np.full(count, math.log(SHELL_OPACITY / (1.0 - SHELL_OPACITY))),
+        log_scales=np.repeat(log_scales[None, :], count, axis=0),
+        quats=_quaternions_turning_z_to(directions),
+    )
