@@ -29,6 +29,9 @@ moto runs the real ``statemachine/pipeline.asl.json`` but leaves gaps; each is c
 - Atomicity: DynamoDB applies a conditional write or a transaction atomically; moto checks and writes in separate
   steps (a transaction even restores a copy of the whole table when it fails), which concurrent executions (threads
   here) can interleave. The harness runs each DynamoDB request under one lock, as the service behaves.
+- Contention: under that lock no transaction ever conflicts with another and nothing is throttled, which DynamoDB
+  does (it cancels a transaction that meets another on an item with ``TransactionConflict``). ``World.dynamo_faults``
+  injects those answers at chosen requests, as DynamoDB would give them.
 """
 
 from __future__ import annotations
@@ -341,7 +344,8 @@ class World:
         monkeypatch.setattr(retrier_decl, "time", _RecordingClock(self.sleeps))
         monkeypatch.setattr(jitter_strategy_decl, "random", _CeilingJitter())
         _fresh_token_per_attempt(monkeypatch)
-        _atomic_dynamodb(monkeypatch)
+        self.dynamo_faults = DynamoFaults()
+        _atomic_dynamodb(monkeypatch, self.dynamo_faults)
         settings.clear_cache()
 
     def _create_resources(self) -> None:
@@ -501,8 +505,50 @@ def _fresh_token_per_attempt(monkeypatch: Any) -> None:
     monkeypatch.setattr(state_task_service.StateTaskService, "_eval_execution", eval_execution)
 
 
-def _atomic_dynamodb(monkeypatch: Any) -> None:
-    """One DynamoDB request at a time, so moto's conditional writes and transactions are atomic, as DynamoDB's are."""
+class DynamoFaults:
+    """DynamoDB's answers under contention, given at chosen requests instead of moto's: ``conflict`` cancels a
+    transaction as one that met another transaction on an item does (``TransactionCanceledException``, the item's
+    reason ``TransactionConflict``); ``throttle`` refuses any request with ``ThrottlingException`` (the SDK retries
+    it four times: five in a row reach the caller)."""
+
+    def __init__(self) -> None:
+        self._rules: list[list[Any]] = []
+        self._lock = threading.Lock()
+        self.injected: list[tuple[str, str]] = []
+
+    def add(self, operation: str, matches: Any, fault: str, times: int = 1) -> None:
+        """The next ``times`` ``operation`` requests whose parameters ``matches`` get ``fault``."""
+        assert fault in ("conflict", "throttle")
+        with self._lock:
+            self._rules.append([operation, matches, fault, times])
+
+    def answer(self, operation: str, params: dict[str, Any]) -> Any:
+        """The moto error to answer with, or None for a request that goes through."""
+        from moto.dynamodb.exceptions import DynamodbException, TransactionCanceledException
+
+        with self._lock:
+            rule = next((r for r in self._rules if r[0] == operation and r[3] > 0 and r[1](params)), None)
+            if rule is None:
+                return None
+            rule[3] -= 1
+            self.injected.append((operation, rule[2]))
+        if rule[2] == "throttle":
+            return DynamodbException("com.amazonaws.dynamodb.v20120810#ThrottlingException", "Rate exceeded")
+        reasons = [(None, None, None)] * len(params["TransactItems"])
+        reasons[0] = ("TransactionConflict", "Transaction is ongoing for the item", None)
+        return TransactionCanceledException(reasons)
+
+
+def transact_item_key(params: dict[str, Any], index: int = 0) -> dict[str, str]:
+    """The key of a TransactWriteItems request's item ``index``, as plain strings (``{"pool": "sfm", ...}``)."""
+    action = next(iter(params["TransactItems"][index].values()))
+    key = action.get("Key") or action.get("Item")
+    return {name: next(iter(value.values())) for name, value in key.items() if name in ("pool", "entry", "job_id")}
+
+
+def _atomic_dynamodb(monkeypatch: Any, faults: DynamoFaults) -> None:
+    """One DynamoDB request at a time, so moto's conditional writes and transactions are atomic, as DynamoDB's are;
+    ``faults`` answers the requests it was told to instead of moto."""
     from moto.dynamodb.responses import DynamoHandler
 
     lock = threading.RLock()
@@ -510,6 +556,9 @@ def _atomic_dynamodb(monkeypatch: Any) -> None:
 
     def atomic_call_action(self: Any) -> Any:
         with lock:
+            fault = faults.answer(self._get_action(), getattr(self, "params", {}))
+            if fault is not None:
+                return fault.code, {"status": fault.code}, fault.get_body()
             return call_action(self)
 
     monkeypatch.setattr(DynamoHandler, "call_action", atomic_call_action)

@@ -19,6 +19,7 @@ from . import harness
 from .conftest import photo_zip
 from .harness import BUCKET, REGION, SLOTS_TABLE
 from .test_api import call
+from .test_pipeline_e2e import upload_zip
 
 TRAIN_QUOTA_REASON = "ml.g5.xlarge for training job usage"
 
@@ -390,3 +391,89 @@ def test_a_failed_lookup_of_one_execution_does_not_stop_the_sweep(world, monkeyp
     # THEN it went on past the sfm holder it could not look up (keeping its slot) and reclaimed the train slot
     assert swept["reclaimed"] == [{"stage": "train", "job_id": "job-gone"}]
     assert slots_in_use() == {"sfm/count": 1, "sfm/holder#job-unknowable": "job-unknowable"}
+
+
+def releasing(stage: str):
+    """Matches the TransactWriteItems of a release of a ``stage`` slot (its first item deletes the holder)."""
+
+    def matches(params) -> bool:
+        key = harness.transact_item_key(params)
+        return "Delete" in params["TransactItems"][0] and key == {**key, "pool": stage} and "holder#" in key["entry"]
+
+    return matches
+
+
+def test_a_release_that_keeps_conflicting_is_retried_by_the_state_machine_not_a_failed_job(world):
+    # GIVEN DynamoDB cancelling the release of the sfm slot with TransactionConflict five times in a row (as many
+    # times as the function itself tries it)
+    world.push_images()
+    world.dynamo_faults.add("TransactWriteItems", releasing("sfm"), "conflict", times=5)
+    # WHEN a job runs
+    started = upload_zip(world, "job-busy-release")
+    result = world.run(started["execution_arn"])
+    # THEN the release failed with a named retryable error, which the state machine retried with backoff, and the
+    # job SUCCEEDED, its sfm slot given back
+    assert world.dynamo_faults.injected == [("TransactWriteItems", "conflict")] * 5
+    assert result["status"] == "SUCCEEDED", world.job("job-busy-release").get("failure_reason")
+    releases = [payload for name, payload in world.invocations if name == "release_slot"]
+    assert [payload.get("stage") for payload in releases][:2] == ["sfm", "sfm"]
+    assert slots_in_use() == {}
+
+
+def test_a_failed_slot_write_after_the_sagemaker_job_is_created_does_not_fail_the_stage(world):
+    # GIVEN a training job SageMaker refuses once for quota (the stage's grants pause), then creates and runs, and
+    # DynamoDB throttling, past the SDK's retries, the write that lifts the pause once it is created
+    world.push_images()
+    world.sagemaker.script["train"].extend([("capacity",), ("silent",)])
+
+    def lifting_the_pause(params) -> bool:
+        values = params.get("ExpressionAttributeValues", {})
+        return "quota_wait" in params.get("UpdateExpression", "") and values.get(":waiting") == {"BOOL": False}
+
+    world.dynamo_faults.add("UpdateItem", lifting_the_pause, "throttle", times=5)  # the SDK tries 5 times
+    # WHEN the job runs until it trains
+    started = upload_zip(world, "job-busy-unpause")
+    wait_for(world, lambda: len(world.dynamo_faults.injected) == 5, "the lifting of the pause to fail")
+    wait_for(world, lambda: world.job("job-busy-unpause")["stages"]["train"].get("sagemaker_jobs"), "the job")
+    holder = next(item for item in slot_items() if item["pool"] == "train" and item["entry"].startswith("holder#"))
+    # THEN the training job that was created runs on, its stage not failed, though its slot still pauses the grants
+    assert [fault for _, fault in world.dynamo_faults.injected] == ["throttle"] * 5
+    assert holder["quota_wait"] is True and world.job("job-busy-unpause")["status"] == "RUNNING"
+    # AND the sweeper lifts the pause, since the stage is no longer refused
+    sweep_event = harness.load_event("sweep_slots_scheduled.json")
+    world.handlers["sweep_slots"].lambda_handler(sweep_event, harness.FakeContext())
+    assert not next(item for item in slot_items() if item["entry"] == holder["entry"])["quota_wait"]
+    # AND the job SUCCEEDED without its training job being stopped
+    complete_silent_jobs(world, "train", 1)
+    result = world.run(started["execution_arn"])
+    assert result["status"] == "SUCCEEDED", world.job("job-busy-unpause").get("failure_reason")
+    created = world.job("job-busy-unpause")["stages"]["train"]["sagemaker_jobs"]  # the attempts SageMaker created
+    assert len(created) == 1 and created[0] not in world.sagemaker.stopped
+
+
+def test_an_unexpected_error_while_granting_never_fails_the_release(world, monkeypatch):
+    # GIVEN a train slot held by one job and another waiting for it, and granting failing in a way nobody expected
+    from spaceport.cloud.slot_table import SlotTable
+
+    prefix = f"arn:aws:states:{REGION}:{harness.ACCOUNT}:execution:spaceport-pipeline:"
+    hold_slot("train", "job-done", prefix + "job-done")
+    from spaceport.cloud.jobs import JobsTable
+    from spaceport.cloud.models import Stage
+    from spaceport.cloud.slot_table import Waiter
+
+    JobsTable(harness.TABLE).claim_for_start("job-next", {}, {"kind": "zip", "key": "uploads/job-next/photos.zip"})
+    SlotTable(SLOTS_TABLE, harness.TABLE).enqueue(
+        Waiter(Stage.TRAIN, 9, "job-next", prefix + "job-next", "token-of-job-next", "2026-12-06T00:00:00")
+    )
+
+    def broken_grant(self, waiter, limit):
+        raise KeyError("CancellationReasons")
+
+    monkeypatch.setattr(SlotTable, "grant", broken_grant)
+    # WHEN the holder's stage gives its slot back
+    payload = {"job_id": "job-done", "stage": "train", "execution": prefix + "job-done"}
+    result = world.handlers["release_slot"].lambda_handler(payload, harness.FakeContext())
+    # THEN the release went through (the stage that succeeded stays a success), and the next job still waits for a
+    # later grant (the sweeper's)
+    assert result["released"] == ["train"] and result["granted"] == {"train": []}
+    assert slots_in_use() == {"train/waiting#000000000009": "job-next"}

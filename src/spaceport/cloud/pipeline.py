@@ -172,9 +172,10 @@ def start_stage(settings: StageSettings, task: StartStageInput) -> dict[str, Any
         if code in THROTTLING_CODES:
             raise SageMakerThrottledError(f"{task.stage}: {error}") from error
         if code in QUOTA_CODES:
+            refusal = _quota_refusal(settings, task, error, _instance_type(request))  # records when it began
             if task.execution:  # the stage's other jobs wait until this one, first in line, has its instance
                 slots.note_quota_wait(settings, task.stage, task.execution, waiting=True)
-            raise _quota_refusal(settings, task, error, _instance_type(request)) from error
+            raise refusal from error
         if code in CAPACITY_CODES:
             raise SageMakerCapacityUnavailableError(f"{task.stage}: {error}") from error
         raise

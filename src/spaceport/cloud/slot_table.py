@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -39,6 +40,31 @@ COUNT = "count"
 HOLDER = "holder#"
 WAITING = "waiting#"
 CONFLICT_RETRIES = 5
+# A transaction's cancellation reasons that say only that the moment was bad (another transaction held an item, the
+# table was throttled): the same transaction may go through if tried again.
+TRANSIENT_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+# DynamoDB's answers to a request it could not serve now (after the SDK's own retries).
+BUSY_CODES = frozenset(
+    {"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
+     "TransactionInProgressException", "InternalServerError"}
+)  # fmt: skip
+
+
+class SlotTableBusyError(Exception):
+    """DynamoDB kept cancelling a slot table transaction (others touched the same items) or throttling the table,
+    past this function's own tries; nothing was changed. Not the job's fault: the state machine retries the task
+    with backoff."""
+
+
+@contextmanager
+def busy_is_retryable() -> Iterator[None]:
+    """DynamoDB's refusals to serve now (throttling past the SDK's retries) become ``SlotTableBusyError``."""
+    try:
+        yield
+    except ClientError as error:
+        if error.response["Error"]["Code"] in BUSY_CODES:
+            raise SlotTableBusyError(f"the slots table is busy: {error}") from error
+        raise
 
 
 class Grant(StrEnum):
@@ -196,9 +222,17 @@ class SlotTable:
 
     def mark_queued(self, waiter: Waiter, position: int) -> bool:
         """Show the job QUEUED for ``waiter.stage`` with its place, only while its entry still waits (a grant in
-        between wins: the job then never shows QUEUED) and the job has not ended. Returns whether it did."""
+        between wins: the job then never shows QUEUED) and the job has not ended. Returns whether it did; a table
+        too busy to show it leaves the job as it was shown."""
         queue = {"stage": waiter.stage.value, "ticket": waiter.ticket, "since": waiter.since, "position": position}
-        reasons = self._transact(
+        try:
+            reasons = self._queued_transaction(waiter, queue)
+        except SlotTableBusyError:
+            return False
+        return reasons is None
+
+    def _queued_transaction(self, waiter: Waiter, queue: dict[str, Any]) -> list[str] | None:
+        return self._transact(
             [
                 {"ConditionCheck": self._own_queue_entry(waiter)},
                 {
@@ -218,7 +252,6 @@ class SlotTable:
                 },
             ]
         )
-        return reasons is None
 
     # ------------------------------------------------------------ the semaphore
 
@@ -245,9 +278,22 @@ class SlotTable:
 
     def grant(self, waiter: Waiter, limit: int) -> Grant:
         """Turn ``waiter``'s queue entry into a held slot, if one of ``limit`` is free (one transaction)."""
+        try:
+            reasons = self._grant_transaction(waiter, limit)
+        except SlotTableBusyError:
+            return Grant.CONFLICT
+        if reasons is None:
+            return Grant.GRANTED
+        failed = [reason == "ConditionalCheckFailed" for reason in reasons] + [False] * 4
+        for index, outcome in ((1, Grant.GONE), (3, Grant.JOB_ENDED), (2, Grant.ALREADY_HELD), (0, Grant.FULL)):
+            if failed[index]:
+                return outcome
+        raise RuntimeError(f"slot grant cancelled for no known reason: {reasons}")
+
+    def _grant_transaction(self, waiter: Waiter, limit: int) -> list[str] | None:
         terminal = {f":t{index}": status.value for index, status in enumerate(sorted(TERMINAL_STATUSES))}
         not_ended = "attribute_exists(job_id) AND NOT #status IN (" + ", ".join(terminal) + ")"
-        reasons = self._transact(
+        return self._transact(
             [
                 {
                     "Update": {
@@ -285,15 +331,6 @@ class SlotTable:
                 },
             ]
         )
-        if reasons is None:
-            return Grant.GRANTED
-        failed = [reason == "ConditionalCheckFailed" for reason in reasons] + [False] * 4
-        if "TransactionConflict" in reasons:
-            return Grant.CONFLICT
-        for index, outcome in ((1, Grant.GONE), (3, Grant.JOB_ENDED), (2, Grant.ALREADY_HELD), (0, Grant.FULL)):
-            if failed[index]:
-                return outcome
-        raise RuntimeError(f"slot grant cancelled for no known reason: {reasons}")
 
     def mark_resumed(self, stage: Stage, execution: str) -> None:
         """Step Functions accepted the grant's token: the sweeper need not send it again."""
@@ -325,7 +362,11 @@ class SlotTable:
         return True
 
     def release(self, stage: Stage, execution: str) -> bool:
-        """Give back the slot ``execution`` holds at ``stage``; False (nothing changed) when it holds none."""
+        """Give back the slot ``execution`` holds at ``stage``; False (nothing changed) when it holds none.
+
+        Raises:
+            SlotTableBusyError: DynamoDB kept refusing the transaction (conflicts, throttling); nothing changed.
+        """
         reasons = self._transact(
             [
                 {
@@ -350,22 +391,32 @@ class SlotTable:
             return True
         if reasons[0] == "ConditionalCheckFailed":
             return False
+        # The holder is there but the count is not above zero: the table contradicts itself, and no retry helps.
         raise RuntimeError(f"slot of {execution} at {stage} not released: {reasons}")
 
     def _transact(self, items: list[dict[str, Any]]) -> list[str] | None:
-        """Run a write transaction; None when it went through, else each item's cancellation reason. A conflict
-        with another transaction on the same items is tried again a few times, then reported as one."""
+        """Run a write transaction; None when it went through, else each item's cancellation reason (a condition
+        failed). One cancelled only because of the moment (a conflict with another transaction on the same items,
+        throttling) is tried again a few times.
+
+        Raises:
+            SlotTableBusyError: it was still refused for the moment after the last try.
+        """
         client = self._table.meta.client  # the resource's client takes plain Python values, like the table
+        refusal: ClientError | None = None
         for attempt in range(CONFLICT_RETRIES):
+            if attempt:
+                time.sleep(0.02 * 2 ** (attempt - 1))
             try:
                 client.transact_write_items(TransactItems=items)
-            except ClientError as error:
-                if error.response["Error"]["Code"] != "TransactionCanceledException":
-                    raise
-                reasons = _reasons(error)
-                if "TransactionConflict" not in reasons or attempt == CONFLICT_RETRIES - 1:
-                    return reasons
-                time.sleep(0.02 * 2**attempt)
-            else:
                 return None
-        return ["TransactionConflict"]
+            except ClientError as error:
+                code = error.response["Error"]["Code"]
+                if code == "TransactionCanceledException":
+                    reasons = _reasons(error)
+                    if not TRANSIENT_REASONS.intersection(reasons):
+                        return reasons
+                elif code not in BUSY_CODES:
+                    raise
+                refusal = error
+        raise SlotTableBusyError(f"{CONFLICT_RETRIES} tries refused: {refusal}") from refusal

@@ -26,10 +26,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from spaceport.cloud import aws, notify
 from spaceport.cloud.aws import STALE_TOKEN_CODES
-from spaceport.cloud.jobs import JobsTable, now
+from spaceport.cloud.jobs import JobNotFoundError, JobsTable, now
 from spaceport.cloud.models import SAGEMAKER_STAGES, TERMINAL_STATUSES, JobStatus, ReleaseSlotInput, SlotRequest, Stage
 from spaceport.cloud.settings import SlotSettings
-from spaceport.cloud.slot_table import Grant, SlotTable, Waiter
+from spaceport.cloud.slot_table import Grant, SlotTable, Waiter, busy_is_retryable
 
 logger = Logger(child=True)
 
@@ -47,7 +47,16 @@ def store(settings: SlotSettings) -> SlotTable:
 
 def wait_for_slot(settings: SlotSettings, request: SlotRequest) -> dict[str, Any]:
     """Queue the execution for a slot of ``request.stage`` and grant what is free. The task's token is returned
-    (SendTaskSuccess) by whichever call grants this execution its slot: this one, or a later release or sweep."""
+    (SendTaskSuccess) by whichever call grants this execution its slot: this one, or a later release or sweep.
+
+    Raises:
+        SlotTableBusyError: DynamoDB kept refusing the slots table now; the state machine retries the wait.
+    """
+    with busy_is_retryable():
+        return _wait_for_slot(settings, request)
+
+
+def _wait_for_slot(settings: SlotSettings, request: SlotRequest) -> dict[str, Any]:
     slots, jobs = store(settings), JobsTable(settings.jobs_table)
     job = jobs.get(request.job_id)
     if JobStatus(job["status"]) in TERMINAL_STATUSES:
@@ -72,8 +81,8 @@ def grant_free_slots(settings: SlotSettings, stage: Stage) -> list[int]:
 
     Nothing is granted while a holder of the stage waits for SageMaker's quota (ResourceLimitExceeded): a job granted
     now would take the instance that frees before that holder's next retry, again and again. The holder's success
-    (or its end) resumes the grants. Best effort: a call that fails here leaves the queue as it was, for the next
-    release or the sweeper.
+    (or its end) resumes the grants. Best effort, whatever goes wrong: a grant that fails here leaves the queue as
+    it was, for the next release or the sweeper, and never fails the caller (a stage that succeeded, say).
     """
     slots, limit, granted = store(settings), settings.slot_limit(stage), []
     try:
@@ -92,8 +101,8 @@ def grant_free_slots(settings: SlotSettings, stage: Stage) -> list[int]:
                 slots.dequeue(stage, waiter.ticket, token=waiter.token)
             if _resume(settings, slots, waiter):
                 granted.append(waiter.ticket)
-    except ClientError as error:
-        logger.warning("slots not granted now; the sweeper will", extra={"stage": stage.value, "error": str(error)})
+    except Exception:  # any failure at all: granting is best effort, and the sweeper grants later
+        logger.exception("slots not granted now; the sweeper will", extra={"stage": stage.value})
     if granted:
         logger.info("slots granted", extra={"stage": stage.value, "tickets": granted})
     return granted
@@ -120,14 +129,31 @@ def _resume(settings: SlotSettings, slots: SlotTable, waiter: Waiter) -> bool:
 
 def note_quota_wait(settings: SlotSettings, stage: Stage, execution: str, waiting: bool) -> None:
     """The holder's stage was refused for quota (``waiting``), or has its SageMaker job now: grants pause while
-    any holder of the stage waits, and resume (granting what is free) when it no longer does."""
-    if store(settings).mark_quota_wait(stage, execution, waiting) and not waiting:
-        grant_free_slots(settings, stage)
+    any holder of the stage waits, and resume (granting what is free) when it no longer does.
+
+    Never raises: the stage's own work (a SageMaker job just created) must not fail over this bookkeeping. A pause
+    not lifted here is lifted by the sweeper, which finds the holder's stage no longer refused.
+    """
+    try:
+        if store(settings).mark_quota_wait(stage, execution, waiting) and not waiting:
+            grant_free_slots(settings, stage)
+    except (ClientError, BotoCoreError):
+        logger.exception("quota wait not noted; the sweeper corrects it", extra={"stage": stage.value})
 
 
 def release_slot(settings: SlotSettings, request: ReleaseSlotInput) -> dict[str, Any]:
     """Give back the slot the execution holds at ``request.stage``, or with no stage every slot it holds and its
-    place in any queue (the failure path and a cancel); then grant the freed slots to the next in line."""
+    place in any queue (the failure path and a cancel); then grant the freed slots to the next in line.
+
+    Raises:
+        SlotTableBusyError: DynamoDB kept refusing the slots table now (nothing lost: a retry releases what is left
+            and finds what was released gone); the state machine retries the release with backoff.
+    """
+    with busy_is_retryable():
+        return _release_slot(settings, request)
+
+
+def _release_slot(settings: SlotSettings, request: ReleaseSlotInput) -> dict[str, Any]:
     slots = store(settings)
     stages = (request.stage,) if request.stage else SAGEMAKER_STAGES
     released = [stage for stage in stages if slots.release(stage, request.execution)]
@@ -166,6 +192,9 @@ def sweep(settings: SlotSettings) -> dict[str, Any]:
                     elif not holder.get("resumed") and _age_s(holder["since"]) >= RESEND_AFTER_S:
                         _resume(settings, slots, Waiter.from_item({**holder, "pool": stage.value}))
                         resent.append({"stage": stage.value, "job_id": holder["job_id"]})
+                    elif holder.get("quota_wait") and not _refused_for_quota(settings, holder["job_id"], stage):
+                        # Its job was created since, but the pause was not lifted then (a failed write).
+                        slots.mark_quota_wait(stage, holder["execution"], False)
         with _on_failure_go_on("queue", stage):
             for waiter in list(slots.waiting(stage)):
                 with _on_failure_go_on("waiter", stage, waiter.job_id):
@@ -183,7 +212,7 @@ def _on_failure_go_on(what: str, stage: Stage, job_id: str | None = None) -> Ite
     """Log a failure of AWS (throttled, unreachable) while the sweeper looks after ``what``, and carry on."""
     try:
         yield
-    except (ClientError, BotoCoreError) as error:
+    except (ClientError, BotoCoreError, JobNotFoundError) as error:
         logger.warning("sweep: left for the next sweep", extra={"what": what, "stage": stage.value,
                                                                 "job_id": job_id, "error": str(error)})  # fmt: skip
 
@@ -199,6 +228,12 @@ def _ended(execution: str, seen: dict[str, bool]) -> bool:
             status = "MISSING"
         seen[execution] = status != "RUNNING"
     return seen[execution]
+
+
+def _refused_for_quota(settings: SlotSettings, job_id: str, stage: Stage) -> bool:
+    """Whether SageMaker's last answer to the job's stage was ResourceLimitExceeded (its retries go on)."""
+    stages = JobsTable(settings.jobs_table).get(job_id).get("stages", {})
+    return "quota_refused_since" in stages.get(stage.value, {})
 
 
 def _age_s(stamp: str) -> float:
