@@ -477,3 +477,45 @@ def test_an_unexpected_error_while_granting_never_fails_the_release(world, monke
     # later grant (the sweeper's)
     assert result["released"] == ["train"] and result["granted"] == {"train": []}
     assert slots_in_use() == {"train/waiting#000000000009": "job-next"}
+
+
+def test_a_retried_wait_whose_grant_is_throttled_is_resumed_by_the_sweeper_with_its_own_token(world, monkeypatch):
+    # GIVEN a job granted its sfm slot by its wait, whose invoke then fails (a Lambda service error after the
+    # function ran), so that the retried wait, with a new token, finds the slot already its own; and Step Functions
+    # throttling the SendTaskSuccess of that new token
+    from spaceport.cloud import aws, slots
+
+    world.push_images()
+    world.errors_after_handler["wait_for_slot"].append("ServiceException")
+    monkeypatch.setattr(slots, "RESEND_AFTER_S", 0)
+    wrapped_client, sends = aws.client, []
+
+    def client(service: str):
+        real = wrapped_client(service)
+        if service != "stepfunctions":
+            return real
+
+        class SecondSendThrottled:
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+            def send_task_success(self, **kwargs):
+                sends.append(kwargs["taskToken"])
+                if len(sends) == 2:
+                    raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "injected"}}, "SendTask")
+                return real.send_task_success(**kwargs)
+
+        return SecondSendThrottled()
+
+    monkeypatch.setattr(aws, "client", client)
+    started = upload_zip(world, "job-retried-wait")
+    wait_for(world, lambda: len(sends) >= 2, "the retried wait's send")
+    results = [payload for name, payload in world.invocations if name == "wait_for_slot"]
+    assert len(results) == 2 and sends[0] != sends[1]
+    # WHEN the sweeper sends the grant again
+    sweep_event = harness.load_event("sweep_slots_scheduled.json")
+    swept = world.handlers["sweep_slots"].lambda_handler(sweep_event, harness.FakeContext())
+    # THEN it sent the retried wait's own token, which resumed the execution: the job ran to its end
+    assert swept["resent"] == [{"stage": "sfm", "job_id": "job-retried-wait"}] and sends[2] == sends[1]
+    assert world.run(started["execution_arn"], timeout_s=20)["status"] == "SUCCEEDED"
+    assert slots_in_use() == {}

@@ -332,6 +332,24 @@ class SlotTable:
             ]
         )
 
+    def hand_over(self, waiter: Waiter) -> bool:
+        """Make ``waiter``'s token the one the slot its execution holds is resumed with (``resumed`` false until Step
+        Functions accepts it): a retried wait parks on a new token, and a grant sent again (by the sweeper) must
+        reach that one. False when the execution holds no slot of the stage (any more)."""
+        try:
+            self._table.update_item(
+                Key=holder_key(waiter.stage, waiter.execution),
+                UpdateExpression="SET #token = :token, resumed = :no",
+                ConditionExpression="attribute_exists(entry)",
+                ExpressionAttributeNames={"#token": "token"},
+                ExpressionAttributeValues={":token": waiter.token, ":no": False},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def mark_resumed(self, stage: Stage, execution: str) -> None:
         """Step Functions accepted the grant's token: the sweeper need not send it again."""
         try:

@@ -63,8 +63,9 @@ def _wait_for_slot(settings: SlotSettings, request: SlotRequest) -> dict[str, An
         raise JobEndedError(f"job {request.job_id} is {job['status']}; it waits for no slot")
     ticket = int(job.get("ticket") or jobs.assign_ticket(request.job_id, slots.next_ticket()))
     waiter = Waiter(request.stage, ticket, request.job_id, request.execution, request.token, now())
-    if slots.holder(request.stage, request.execution):
-        # A retried wait (the first invoke failed after its grant): the slot is this execution's already.
+    if slots.holder(request.stage, request.execution) and slots.hand_over(waiter):
+        # A retried wait (the first invoke failed after its grant): the slot is this execution's already, and is
+        # now resumed with this attempt's token (the first attempt's is dead), by this call or by the sweeper.
         _resume(settings, slots, waiter)
         return {"granted": request.stage.value, "ticket": ticket, "already_held": True}
     slots.enqueue(waiter)
@@ -98,7 +99,11 @@ def grant_free_slots(settings: SlotSettings, stage: Stage) -> list[int]:
             if outcome in (Grant.GONE, Grant.JOB_ENDED):
                 continue
             if outcome is Grant.ALREADY_HELD:
+                # Its execution holds the slot already (granted to an earlier attempt of this wait): this entry's
+                # token is the live one.
                 slots.dequeue(stage, waiter.ticket, token=waiter.token)
+                if not slots.hand_over(waiter):
+                    continue
             if _resume(settings, slots, waiter):
                 granted.append(waiter.ticket)
     except Exception:  # any failure at all: granting is best effort, and the sweeper grants later
