@@ -21,7 +21,8 @@ moto runs the real ``statemachine/pipeline.asl.json`` but leaves gaps; each is c
   value of each under the definition's name; ``FakeSageMaker`` does exactly that over a scripted training log.
 - Quota: ``FakeSageMaker.training_quota`` refuses a training job with ResourceLimitExceeded while that many run
   (from its Create call to its end event), as SageMaker does when the account's instance quota is taken; it records
-  how many ran at once.
+  how many ran at once. ``instance_quota`` does the same per instance type, for any stage (each size of an instance
+  family has its own quota).
 - Stopping: Step Functions aborts a stopped execution at once; moto only between states, so an execution waiting on
   a task token would stay RUNNING until the wait times out. ``World.kill`` stops it and wakes its waiting tasks
   without an outcome: moto then ends it at once without running another state (no Catch, as in AWS), though it
@@ -209,6 +210,8 @@ class FakeSageMaker:
         # A job's own script for a stage, (job id, stage) -> outcomes, read before the stage's shared one.
         self.job_script: dict[tuple[str, str], deque] = {}
         self.training_quota: int | None = None
+        self.instance_quota: dict[str, int] = {}
+        self.instance_of: dict[str, str] = {}
         self.running: dict[str, set[str]] = {"sfm": set(), "train": set(), "compress": set()}
         self.peak: dict[str, int] = {"sfm": 0, "train": 0, "compress": 0}
         self.refused: list[str] = []
@@ -239,12 +242,19 @@ class FakeSageMaker:
         if outcome[0] in ("throttle", "capacity"):
             code = "ThrottlingException" if outcome[0] == "throttle" else "ResourceLimitExceeded"
             raise ClientError({"Error": {"Code": code, "Message": "Rate exceeded"}}, service_op)
+        instance = (request.get("ResourceConfig") or request["ProcessingResources"]["ClusterConfig"])["InstanceType"]
         with self._lock:
             quota = self.training_quota
             if stage == "train" and quota is not None and len(self.running["train"]) >= quota:
                 self.refused.append(name)
                 message = f"The account-level service limit 'ml.g5.xlarge for training job usage' is {quota}"
                 raise ClientError({"Error": {"Code": "ResourceLimitExceeded", "Message": message}}, service_op)
+            on_instance = [n for names in self.running.values() for n in names if self.instance_of.get(n) == instance]
+            if instance in self.instance_quota and len(on_instance) >= self.instance_quota[instance]:
+                self.refused.append(name)
+                message = f"The account-level service limit '{instance} for ...' is {self.instance_quota[instance]}"
+                raise ClientError({"Error": {"Code": "ResourceLimitExceeded", "Message": message}}, service_op)
+            self.instance_of[name] = instance
             self.running[stage].add(name)
             self.peak[stage] = max(self.peak[stage], len(self.running[stage]))
             self.started[stage].append(job_id)

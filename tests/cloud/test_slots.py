@@ -519,3 +519,44 @@ def test_a_retried_wait_whose_grant_is_throttled_is_resumed_by_the_sweeper_with_
     assert swept["resent"] == [{"stage": "sfm", "job_id": "job-retried-wait"}] and sends[2] == sends[1]
     assert world.run(started["execution_arn"], timeout_s=20)["status"] == "SUCCEEDED"
     assert slots_in_use() == {}
+
+
+def test_a_job_waiting_for_a_larger_instances_quota_pauses_only_the_jobs_planned_for_that_instance(world, monkeypatch):
+    # GIVEN four sfm slots on ml.c5.xlarge up to ml.c5.9xlarge, jobs of six photos sized to ml.c5.9xlarge (their
+    # needs made large) and jobs of four photos to ml.c5.xlarge, and no quota for ml.c5.9xlarge yet
+    from spaceport.cloud import stage_resources
+
+    limits(monkeypatch, sfm=4, train=4, compress=4, SFM_INSTANCE_TYPE="ml.c5.xlarge",
+           SFM_LARGEST_INSTANCE_TYPE="ml.c5.9xlarge")  # fmt: skip
+    sized = stage_resources.sfm_needs
+    large = 20 * stage_resources.GIB
+
+    def needs(photos):
+        return stage_resources.StageNeeds(0, 0, 1, large, 0) if len(photos) == 6 else sized(photos)
+
+    monkeypatch.setattr(stage_resources, "sfm_needs", needs)
+    world.push_images()
+    world.sagemaker.instance_quota["ml.c5.9xlarge"] = 0
+    s3 = boto3.client("s3", region_name=REGION)
+
+    def upload(job_id: str, photos: int) -> str:
+        s3.put_object(Bucket=BUCKET, Key=f"uploads/{job_id}/photos.zip", Body=photo_zip(photos))
+        return world.deliver_upload(f"uploads/{job_id}/photos.zip")["execution_arn"]
+
+    arns = [upload("job-large-first", 6)]
+    wait_for(world, lambda: world.sagemaker.refused, "SageMaker to refuse the large job for its instance's quota")
+    # WHEN another large job and then two small ones reach the sfm queue while it waits for that quota
+    arns += [upload("job-large-second", 6), upload("job-small-a", 4), upload("job-small-b", 4)]
+    # THEN the small ones get slots and their sfm jobs run on ml.c5.xlarge, though queued behind the second large
+    # one, which waits (a slot free) for the quota its instance type shares with the first
+    small = {"job-small-a", "job-small-b"}
+    wait_for(world, lambda: small <= set(world.sagemaker.started["sfm"]), "the small jobs' sfm to start", 30)
+    assert [item["job_id"] for item in waiting("sfm")] == ["job-large-second"]
+    assert {name: world.job(name)["resources"]["sfm"]["instance_type"] for name in ("job-large-second", *small)} == {
+        "job-large-second": "ml.c5.9xlarge", "job-small-a": "ml.c5.xlarge", "job-small-b": "ml.c5.xlarge"
+    }  # fmt: skip
+    assert "job-large-second" not in world.sagemaker.started["sfm"]
+    # AND once the quota allows one ml.c5.9xlarge, every job runs to its end
+    world.sagemaker.instance_quota["ml.c5.9xlarge"] = 1
+    assert set(world.run_all(arns).values()) == {"SUCCEEDED"}
+    assert slots_in_use() == {}

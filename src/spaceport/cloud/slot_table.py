@@ -5,12 +5,15 @@ Items (``pool`` is the hash key, ``entry`` the range key):
 - ``<stage>`` / ``count``: ``held``, how many of the stage's slots are held. Only a transaction changes it, together
   with the holder item it adds or removes, so the count and the holders never disagree.
 - ``<stage>`` / ``holder#<execution name>``: ``job_id``, ``execution`` (ARN), ``ticket``, ``token`` (the task token
-  the grant resumed), ``resumed`` (whether Step Functions accepted it), ``since``, ``quota_wait`` (SageMaker
-  refused its job with ResourceLimitExceeded and it retries: the stage's grants pause meanwhile). A slot belongs to
+  the grant resumed), ``resumed`` (whether Step Functions accepted it), ``since``, ``plan``, ``quota_wait``
+  (SageMaker refused its job with ResourceLimitExceeded and it retries: grants to the waiters of the same ``plan``
+  pause meanwhile). A slot belongs to
   an execution: a retried job's new execution never inherits its old one's slot, and the sweeper can ask whether
   the holder ended.
-- ``<stage>`` / ``waiting#<ticket, 12 digits>``: ``job_id``, ``execution``, ``ticket``, ``token``, ``since``: an
-  execution parked on its task token. A consistent query of the partition reads the queue in ticket order.
+- ``<stage>`` / ``waiting#<ticket, 12 digits>``: ``job_id``, ``execution``, ``ticket``, ``token``, ``since``,
+  ``plan``: an execution parked on its task token. A consistent query of the partition reads the queue in ticket
+  order. ``plan`` is the instance type the validate step planned for the job's stage (``resources``), empty where
+  the stage runs on its configured type (train): each instance type has its own SageMaker quota.
 - ``tickets`` / ``next``: ``value``, the last ticket handed out. The trigger takes one per upload (and a retry one per
   retry), so tickets are upload order.
 
@@ -88,6 +91,7 @@ class Waiter:
     execution: str
     token: str
     since: str
+    plan: str = ""  # the instance type planned for the job's stage; "" for the stage's configured one
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Waiter:
@@ -98,6 +102,7 @@ class Waiter:
             execution=item["execution"],
             token=item["token"],
             since=item["since"],
+            plan=item.get("plan", ""),
         )
 
 
@@ -146,6 +151,7 @@ class SlotTable:
                 "ticket": waiter.ticket,
                 "token": waiter.token,
                 "since": waiter.since,
+                "plan": waiter.plan,
             }
         )
 
@@ -316,6 +322,7 @@ class SlotTable:
                             "token": waiter.token,
                             "resumed": False,
                             "since": now(),
+                            "plan": waiter.plan,
                         },
                         "ConditionExpression": "attribute_not_exists(entry)",
                     }

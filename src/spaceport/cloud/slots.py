@@ -62,7 +62,8 @@ def _wait_for_slot(settings: SlotSettings, request: SlotRequest) -> dict[str, An
     if JobStatus(job["status"]) in TERMINAL_STATUSES:
         raise JobEndedError(f"job {request.job_id} is {job['status']}; it waits for no slot")
     ticket = int(job.get("ticket") or jobs.assign_ticket(request.job_id, slots.next_ticket()))
-    waiter = Waiter(request.stage, ticket, request.job_id, request.execution, request.token, now())
+    plan = ((job.get("resources") or {}).get(request.stage.value) or {}).get("instance_type", "")
+    waiter = Waiter(request.stage, ticket, request.job_id, request.execution, request.token, now(), plan)
     if slots.holder(request.stage, request.execution) and slots.hand_over(waiter):
         # A retried wait (the first invoke failed after its grant): the slot is this execution's already, and is
         # now resumed with this attempt's token (the first attempt's is dead), by this call or by the sweeper.
@@ -80,17 +81,23 @@ def _wait_for_slot(settings: SlotSettings, request: SlotRequest) -> dict[str, An
 def grant_free_slots(settings: SlotSettings, stage: Stage) -> list[int]:
     """Grant the stage's free slots to the queue's head, lowest ticket first; returns the tickets resumed.
 
-    Nothing is granted while a holder of the stage waits for SageMaker's quota (ResourceLimitExceeded): a job granted
-    now would take the instance that frees before that holder's next retry, again and again. The holder's success
-    (or its end) resumes the grants. Best effort, whatever goes wrong: a grant that fails here leaves the queue as
-    it was, for the next release or the sweeper, and never fails the caller (a stage that succeeded, say).
+    While a holder of the stage waits for SageMaker's quota (ResourceLimitExceeded), nothing is granted to the
+    waiters planned for the same instance type (quotas are per instance type): one granted now would take the
+    instance that frees before that holder's next retry, again and again. Waiters planned for other types are
+    granted past them, in ticket order. The holder's success (or its end) resumes the grants.
+
+    Best effort, whatever goes wrong: a grant that fails here leaves the queue as it was, for the next release or
+    the sweeper, and never fails the caller (a stage that succeeded, say).
     """
     slots, limit, granted = store(settings), settings.slot_limit(stage), []
     try:
-        if any(holder.get("quota_wait") for holder in slots.holders(stage)):
-            logger.info("grants paused: a holder waits for the quota", extra={"stage": stage.value})
-            return []
+        paused = {holder.get("plan", "") for holder in slots.holders(stage) if holder.get("quota_wait")}
+        if paused:
+            logger.info("grants paused for instances waiting for their quota",
+                        extra={"stage": stage.value, "instances": sorted(paused)})  # fmt: skip
         for waiter in slots.waiting(stage):
+            if waiter.plan in paused:
+                continue
             outcome = slots.grant(waiter, limit)
             if outcome in (Grant.FULL, Grant.CONFLICT):
                 break
