@@ -66,15 +66,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="compress with our encoder only (splat-transform's k-means takes minutes)")  # fmt: skip
     parser.add_argument("--presets", help="presets for the local suite (default: fast,default; +quality when full)")
     parser.add_argument("--quality-scenes", help="measure only these quality scenes again (e.g. real); keep the rest")
-    parser.add_argument(
-        "--real-source",
-        type=Path,
-        help="a local copy of OpenSfM (git mirror or clone) for the quality suite's real capture "
-        "(default: a partial clone of the public repository, which needs the network)",
-    )
+    parser.add_argument("--real-source", action="append", default=[], metavar="KEY=PATH",
+                        help="a local copy (git mirror or clone) of a real capture's repository, e.g. "
+                             "lund=/path/to/OpenSfM.git (default: a partial clone of the public one, which needs "
+                             "the network); repeat for each capture")  # fmt: skip
     parser.add_argument("--gpu-figures", type=Path, help="`make gpu-check`'s figures.json (default: gpu-check-output/)")
     args = parser.parse_args(argv)
     args.suites = [name.strip() for name in args.only.split(",")] if args.only else list(SUITES)
+    if any("=" not in item for item in args.real_source):
+        parser.error("--real-source takes KEY=PATH, e.g. lund=/path/to/OpenSfM.git")
+    args.real_sources = {key: Path(path) for key, path in (item.split("=", 1) for item in args.real_source)}
     unknown = [name for name in args.suites if name not in SUITES]
     if unknown:
         parser.error(f"unknown suite(s) {', '.join(unknown)}; choose from {', '.join(SUITES)}")
@@ -98,7 +99,7 @@ def run_suites(args: argparse.Namespace, work: Path) -> None:
                 if "quality" in results
                 else None
             )
-            result = quality.run(workspace, args.real_source, only, earlier)
+            result = quality.run(workspace, args.real_sources, only, earlier)
         elif name == "gpu":
             result = gpu.run(workspace, args.gpu_figures)
         elif name == "scaling-splats":

@@ -10,7 +10,16 @@ from PIL import Image, ImageDraw, ImageFont
 
 WIDTH, HEIGHT = 720, 440
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 70, 20, 40, 60
-COLOURS = ((31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14))
+COLOURS = (
+    (31, 119, 180),
+    (214, 39, 40),
+    (44, 160, 44),
+    (148, 103, 189),
+    (255, 127, 14),
+    (140, 86, 75),
+    (23, 190, 207),
+    (127, 127, 127),
+)
 
 
 @dataclass

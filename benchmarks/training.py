@@ -83,7 +83,9 @@ def cpu_trainer(sfm_dir: Path, config: Any) -> tuple[Any, Any, Any]:
     import torch
 
     from spaceport.train.backend import configure_threads, select_renderer
+    from spaceport.train.config import fitted_to_capture
     from spaceport.train.data import load_scene
+    from spaceport.train.depth_prior import scene_observed_depths
     from spaceport.train.near_field import build_near_field
     from spaceport.train.progress import ProgressLog
     from spaceport.train.strategy import select_strategy
@@ -91,10 +93,13 @@ def cpu_trainer(sfm_dir: Path, config: Any) -> tuple[Any, Any, Any]:
 
     configure_threads("cpu")
     scene = load_scene(sfm_dir, config.resolution, "cpu")
+    config = fitted_to_capture(config, len(scene.train_views))
     background = torch.tensor(config.background, dtype=torch.float32)
     ctx = TrainContext(config, scene.train_views, select_renderer("cpu"), background, scene.extent,
                        ProgressLog(10**9, None), select_strategy(config, scene.extent),
-                       near_field=build_near_field(scene.train_sources, config, "cpu"))  # fmt: skip
+                       near_field=build_near_field(scene.train_sources, config, "cpu"),
+                       observed_depths=scene_observed_depths(scene.train_views, scene.train_sources)
+                       if config.depth_loss_weight > 0 else None)  # fmt: skip
     return scene, ctx, initial_state(scene.points, scene.colors, config, scene.extent, scene.train_sources)
 
 

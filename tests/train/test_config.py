@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from spaceport.contract import StageError
-from spaceport.train.config import PRESETS, apply_overrides, build_config, preset_config
+from spaceport.train.config import PRESETS, apply_overrides, build_config, fitted_to_capture, preset_config
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
@@ -96,3 +96,14 @@ def test_an_iterations_override_stretches_the_schedule_but_keeps_run_length_deca
     # THEN the CPU run still decays over its own (new) length, and the GPU decay stretches with the run
     assert cpu.lr_means_decay_steps == 0 and cpu.densify_until == 1100
     assert cuda.lr_means_decay_steps == 15_000
+
+
+@pytest.mark.parametrize(("photos", "degree"), [(9, 1), (25, 2), (28, 2), (40, 3)])
+def test_the_sh_degree_follows_the_photo_count_when_asked(photos: int, degree: int) -> None:
+    # GIVEN the default preset with the photo-count rule on, and off
+    config = apply_overrides(preset_config("default", "cpu"), {"sh_degree_by_photos": "true"})
+    off = preset_config("default", "cpu")
+
+    # THEN few photos get few SH bands, and without the rule the preset's degree stands
+    assert fitted_to_capture(config, photos).sh_degree == degree
+    assert fitted_to_capture(off, photos).sh_degree == off.sh_degree

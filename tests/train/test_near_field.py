@@ -34,8 +34,10 @@ def test_a_cameras_near_field_scales_with_what_it_saw() -> None:
     # THEN the scene depth is the median (10) and the near radius 0.2 of it, in every direction from the camera
     assert scene_depth(source) == 10.0
     assert torch.allclose(field.near_radii, torch.tensor([2.0]))
-    means = torch.tensor([[0.0, 1.5, 0.0], [0.0, -1.9, 0.0], [1.0, 1.0, 1.0], [0.0, 3.0, 0.0]])
-    assert in_near_field(means, field).tolist() == [True, True, True, False]
+    means = torch.tensor([[0.0, 1.5, 0.0], [0.0, -1.9, 0.0], [1.0, 1.0, 1.0], [0.0, 3.0, 0.0], [0.0, 3.0, 0.0]])
+    scales = torch.tensor([0.01, 0.01, 0.01, 0.01, 0.6])
+    # a wide Gaussian reaches in from farther: two standard deviations of its largest axis count
+    assert in_near_field(means, scales, field).tolist() == [True, True, True, False, True]
 
 
 def test_frustum_counts_number_the_photos_whose_image_holds_a_point() -> None:
@@ -44,6 +46,7 @@ def test_frustum_counts_number_the_photos_whose_image_holds_a_point() -> None:
     config = dataclasses.replace(preset_config("default", "cpu"), min_training_views=2)
     field = build_near_field(sources, config, "cpu")
     means = torch.tensor([[0.0, 10.0, 0.0], [4.0, 2.0, 0.0], [0.0, 0.0, 50.0]])
+    params = {"means": means, "log_scales": torch.full((3, 3), -5.0)}
 
     # WHEN counted
     counts = frustum_counts(means, field)
@@ -51,7 +54,7 @@ def test_frustum_counts_number_the_photos_whose_image_holds_a_point() -> None:
     # THEN a point 10 ahead is in all three images, one 2 ahead of the last photo only in that one (63 degrees off
     # the next one's axis, its half field of view is 33), one straight above in none; the view rule removes the two
     assert counts.tolist() == [3, 1, 0]
-    assert unwanted(means, field).tolist() == [False, True, True]
+    assert unwanted(params, field).tolist() == [False, True, True]
 
 
 def test_both_rules_off_remove_nothing() -> None:

@@ -264,15 +264,16 @@ def object_poses(config: SceneConfig) -> list[CameraPose]:
     return poses_looking_at(centers, OBJECT_TARGET)
 
 
-SKYLINE_TARGET = np.array([0.0, 0.0, 0.5])
+SKYLINE_TARGET = np.array([0.0, 0.0, 1.2])
 
 
 def skyline_poses(config: SceneConfig) -> list[CameraPose]:
-    """A low ring near the ground, looking across the scene and past the ground's edge into the sky behind it.
+    """A low ring, looking nearly level across the scene and past the ground's edge into the sky behind it.
 
-    The cameras stand about as high as the objects and look only slightly down, so the top of every photo is
-    featureless sky, above the horizon and, beyond the ground's edge, below it too: a capture in which nothing but
-    the background can explain a third of every frame.
+    The cameras look only 13 degrees down, so the top 40 % of every photo is featureless sky, above the horizon and,
+    beyond the ground's edge, below it too: a capture in which nothing but the background can explain that part of
+    every frame. (Lower, about as high as the objects, structure from motion registered 11 of 32 photos: the ground
+    seen at a graze matches badly.)
     """
     rng = np.random.default_rng(config.seed)
     phase = rng.uniform(0, 2 * np.pi)
@@ -303,7 +304,7 @@ LAYOUTS: dict[str, Layout] = {
     "object": Layout(LayoutDefaults(images=32, orbit_radius=2.6, orbit_height=1.4, height_variation=0.2),
                      single_object, object_poses, OBJECT_BACKDROP),
     # The drone layout's objects, seen from a ring as low as they are tall.
-    "skyline": Layout(LayoutDefaults(images=32, orbit_radius=7.0, orbit_height=1.2, height_variation=0.15),
+    "skyline": Layout(LayoutDefaults(images=32, orbit_radius=8.0, orbit_height=3.0, height_variation=0.15),
                       drone_objects, skyline_poses),
     # Flown 7 units (28 m) up; the field and its objects grow with the photo count (grid_plan).
     "grid": Layout(LayoutDefaults(images=32, orbit_radius=None, orbit_height=7.0, height_variation=0.05, gps=True),

@@ -38,6 +38,9 @@ class TrainConfig:
     resolution: int = 0
     sh_degree: int = 3
     sh_degree_interval: int = 1000
+    # Cap the SH degree by the training photos' count (SH_DEGREE_BY_PHOTOS): few photos cannot pin down
+    # view-dependent colour, and what they leave free shows from new viewpoints.
+    sh_degree_by_photos: bool = False
     max_gaussians: int = 1_000_000
     # What rays that pass every Gaussian see (spaceport.train.background): "sky", a learned function of direction
     # baked into the export as a far shell; "random", a new colour each step; "fixed", ``background`` throughout.
@@ -49,6 +52,10 @@ class TrainConfig:
     # a training camera's scene depth of it (0: off), none in fewer than this many training frustums (0: off).
     near_camera_fraction: float = 0.0
     min_training_views: int = 0
+    # A depth term at the SfM points each photo observed (spaceport.train.depth_prior): its weight (0: off) and how
+    # often it runs (it renders the step's view a second time).
+    depth_loss_weight: float = 0.0
+    depth_loss_every: int = 4
     # Per-photo affine colour transforms between render and loss, started from EXIF exposure
     # (spaceport.train.appearance).
     appearance: bool = False
@@ -141,6 +148,20 @@ def _cpu_preset(name: str) -> dict[str, Any]:
             "max_gaussians": 150_000, "densify_from": 200, "densify_until": 3000, "densify_every": 100,
             "densify_grad_threshold": 4e-4, "opacity_reset_every": 1200, "checkpoint_every": 500,
             "log_every": 100, "lr_means_final": 1.6e-5}  # fmt: skip
+
+
+# (fewer training photos than this, highest SH degree), in order.
+SH_DEGREE_BY_PHOTOS = ((12, 1), (36, 2))
+
+
+def fitted_to_capture(config: TrainConfig, training_photos: int) -> TrainConfig:
+    """``config`` with what depends on the capture applied: the SH degree cap of ``sh_degree_by_photos``."""
+    if not config.sh_degree_by_photos:
+        return config
+    for below, degree in SH_DEGREE_BY_PHOTOS:
+        if training_photos < below:
+            return dataclasses.replace(config, sh_degree=min(config.sh_degree, degree))
+    return config
 
 
 def scaled_size(width: int, height: int, resolution: int) -> tuple[int, int]:

@@ -208,7 +208,7 @@ def adapt_density(params: dict[str, torch.Tensor], optimizer: torch.optim.Optimi
         # densify keeps the non-split originals in order and appends the new ones, which are not big yet.
         kept = big_on_screen[~split]
         too_big_on_screen = torch.cat([kept, kept.new_zeros(len(params["means"]) - len(kept))])
-    near = unwanted(params["means"].detach(), near_field) if near_field is not None and near_field.active else None
+    near = unwanted(params, near_field) if near_field is not None and near_field.active else None
     pruned = prune(params, optimizer, config, extent, too_big_on_screen, config.prune_world_size and after_reset,
                    near)  # fmt: skip
     fresh = DensityStats.zeros(len(params["means"]), params["means"].device)

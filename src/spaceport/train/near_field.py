@@ -4,9 +4,11 @@ A Gaussian close in front of a training camera covers much of that photo and lit
 loss can use it to paint whatever that photo shows behind it (sky, most often), at no cost in the other photos. A
 viewer passing near that point sees it as a veil over the whole frame. Two rules, each a switch:
 
-- the near rule: no Gaussian within ``near_camera_fraction`` of a training camera's scene depth (the median depth
-  of the SfM points it observed) of that camera. The depth, not the scene extent, sets the scale: a street walk's
-  extent is its length, while its houses stand a few metres from every camera;
+- the near rule: no Gaussian reaching within ``near_camera_fraction`` of a training camera's scene depth (the median
+  depth of the SfM points it observed) of that camera, its reach being ``NEAR_SIGMAS`` standard deviations of its
+  largest axis (one wide Gaussian a little farther off veils a view as well as a small one close by). The depth, not
+  the scene extent, sets the scale: a street walk's extent is its length, while its houses stand a few metres from
+  every camera;
 - the view rule: no Gaussian inside fewer than ``min_training_views`` training frustums (a centre's visibility,
   occlusion ignored), for what one photo alone constrains.
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from spaceport.train.data import PosedImage
 
 NEAR_PLANE = 0.01
+NEAR_SIGMAS = 2.0
 CAMERAS_PER_CHUNK = 16
 
 
@@ -84,12 +87,13 @@ def _camera_chunks(field: NearField) -> list[slice]:
     return [slice(start, min(start + CAMERAS_PER_CHUNK, count)) for start in range(0, count, CAMERAS_PER_CHUNK)]
 
 
-def in_near_field(means: torch.Tensor, field: NearField) -> torch.Tensor:
-    """(N,) whether each centre lies within some camera's near radius."""
+def in_near_field(means: torch.Tensor, largest_scales: torch.Tensor, field: NearField) -> torch.Tensor:
+    """(N,) whether each Gaussian reaches within some camera's near radius (``NEAR_SIGMAS`` of its largest axis)."""
     near = means.new_zeros(len(means), dtype=bool)
+    reach = NEAR_SIGMAS * largest_scales[:, None]
     for chunk in _camera_chunks(field):
         distances = (means[:, None, :] - field.centres[None, chunk, :]).norm(dim=-1)
-        near |= (distances < field.near_radii[None, chunk]).any(dim=1)
+        near |= (distances - reach < field.near_radii[None, chunk]).any(dim=1)
     return near
 
 
@@ -108,12 +112,13 @@ def frustum_counts(means: torch.Tensor, field: NearField) -> torch.Tensor:
     return counts
 
 
-def unwanted(means: torch.Tensor, field: NearField) -> torch.Tensor:
+def unwanted(params: dict[str, torch.Tensor], field: NearField) -> torch.Tensor:
     """(N,) the Gaussians either rule removes."""
     import torch
 
     with torch.no_grad():
-        mask = in_near_field(means, field)
+        means = params["means"].detach()
+        mask = in_near_field(means, torch.exp(params["log_scales"].detach()).max(dim=-1).values, field)
         if field.min_views > 0:
             mask |= frustum_counts(means, field) < field.min_views
     return mask

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from spaceport.contract import TrainingLayout, begin_output, read_hyperparameters, timed, write_manifest
 from spaceport.gaussians import GaussianCloud, write_ply
-from spaceport.train.config import TrainConfig, build_config
+from spaceport.train.config import TrainConfig, build_config, fitted_to_capture
 
 if TYPE_CHECKING:
     from spaceport.train.data import SceneData
@@ -63,6 +63,7 @@ def _context(scene: SceneData, config: TrainConfig, paths: TrainPaths, progress:
 
     from spaceport.train.backend import select_renderer
     from spaceport.train.checkpoint import CheckpointStore
+    from spaceport.train.depth_prior import scene_observed_depths
     from spaceport.train.near_field import build_near_field
     from spaceport.train.progress import ProgressLog
     from spaceport.train.strategy import select_strategy
@@ -73,7 +74,9 @@ def _context(scene: SceneData, config: TrainConfig, paths: TrainPaths, progress:
                         scene.extent,
                         ProgressLog(config.log_every, progress), select_strategy(config, scene.extent),
                         CheckpointStore(paths.checkpoint_dir),
-                        build_near_field(scene.train_sources, config, config.device))  # fmt: skip
+                        build_near_field(scene.train_sources, config, config.device),
+                        scene_observed_depths(scene.train_views, scene.train_sources)
+                        if config.depth_loss_weight > 0 else None)  # fmt: skip
 
 
 def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,
@@ -104,6 +107,7 @@ def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,
     begin_output(paths.model_dir)
     with timed(seconds, "load"):
         scene = load_scene(paths.sfm_dir, config.resolution, config.device)
+        config = fitted_to_capture(config, len(scene.train_views))
         ctx = _context(scene, config, paths, progress)
     with timed(seconds, "initialise"):
         state = _start_state(scene, ctx, config)
@@ -210,6 +214,7 @@ def _figures(config: TrainConfig, scene: SceneData, state: TrainState, degree: i
         "test_views": [view.name for view in scene.test_views],
         "train_views": len(scene.train_views),
         "background": list(config.background),
+        "background_mode": config.background_mode,
         "sh_degree": degree,
         "device": config.device,
         "preset": config.preset,

@@ -123,7 +123,7 @@ def kill_near_camera(params: dict[str, torch.Tensor], near_field: NearField) -> 
     from spaceport.train.near_field import unwanted
 
     with torch.no_grad():
-        params["opacity_logits"][unwanted(params["means"].detach(), near_field)] = logit(RESET_OPACITY / 100)
+        params["opacity_logits"][unwanted(params, near_field)] = logit(RESET_OPACITY / 100)
 
 
 def select_strategy(config: TrainConfig, extent: float) -> DensityStrategy:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from spaceport.train.checkpoint import CheckpointStore
     from spaceport.train.config import TrainConfig
     from spaceport.train.data import CameraView, PosedImage
+    from spaceport.train.depth_prior import ObservedDepths
     from spaceport.train.near_field import NearField
     from spaceport.train.progress import ProgressLog
     from spaceport.train.rasterize_cpu import RenderResult
@@ -47,6 +48,7 @@ class TrainContext:
     strategy: DensityStrategy
     store: CheckpointStore | None = None
     near_field: NearField | None = None
+    observed_depths: dict[str, ObservedDepths] | None = None
 
 
 @dataclass
@@ -176,9 +178,9 @@ def train_step(state: TrainState, view: CameraView, ctx: TrainContext) -> tuple[
     image = state.appearance.apply(result.image, view.name) if state.appearance is not None else result.image
     loss = training_loss(image, view.image, config.ssim_lambda)
     photometric = float(loss.detach())
-    extra = ctx.strategy.loss(state.params)
-    if extra is not None:
-        loss = loss + extra
+    for extra in (ctx.strategy.loss(state.params), depth_loss(state, view, ctx)):
+        if extra is not None:
+            loss = loss + extra
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     ctx.strategy.after_backward(state, result, view)
@@ -189,6 +191,17 @@ def train_step(state: TrainState, view: CameraView, ctx: TrainContext) -> tuple[
     state.iteration = step
     ctx.strategy.after_step(state, ctx)
     return photometric, psnr(image, view.image)
+
+
+def depth_loss(state: TrainState, view: CameraView, ctx: TrainContext) -> torch.Tensor | None:
+    """The weighted depth term on the steps its schedule names, else None."""
+    from spaceport.train.depth_prior import depth_term
+
+    config, step = ctx.config, state.iteration + 1
+    if ctx.observed_depths is None or config.depth_loss_weight <= 0 or step % max(config.depth_loss_every, 1):
+        return None
+    term = depth_term(state.params, view, ctx.observed_depths[view.name], ctx.renderer)
+    return None if term is None else config.depth_loss_weight * term
 
 
 def train(state: TrainState, ctx: TrainContext) -> TrainState:
