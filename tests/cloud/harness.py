@@ -33,6 +33,9 @@ moto runs the real ``statemachine/pipeline.asl.json`` but leaves gaps; each is c
 - Contention: under that lock no transaction ever conflicts with another and nothing is throttled, which DynamoDB
   does (it cancels a transaction that meets another on an item with ``TransactionConflict``). ``World.dynamo_faults``
   injects those answers at chosen requests, as DynamoDB would give them.
+- Observing grants: ``World.grant_log`` records each slot grant as DynamoDB commits it, with the queue and the count
+  as they stand at that moment, read from moto's table under the same per-request lock: an exact record that adds no
+  lock of its own around our code.
 """
 
 from __future__ import annotations
@@ -343,6 +346,8 @@ class World:
         self.handlers = {name: load_handler(name) for name in FUNCTIONS}
         self.sleeps: list[float] = []
         self.invocations: list[tuple[str, dict]] = []
+        # What each task's function answered (its result, or the error the runtime reported), in order.
+        self.answers: list[tuple[str, Any]] = []
         # Per function, per invocation: an error the Lambda service reports *after* the handler ran (a service
         # error), or None for an invocation that goes through.
         self.errors_after_handler: dict[str, deque[str | None]] = {name: deque() for name in FUNCTIONS}
@@ -355,7 +360,8 @@ class World:
         monkeypatch.setattr(jitter_strategy_decl, "random", _CeilingJitter())
         _fresh_token_per_attempt(monkeypatch)
         self.dynamo_faults = DynamoFaults()
-        _atomic_dynamodb(monkeypatch, self.dynamo_faults)
+        self.grant_log = GrantLog()
+        _atomic_dynamodb(monkeypatch, self.dynamo_faults, self.grant_log)
         settings.clear_cache()
 
     def _create_resources(self) -> None:
@@ -389,7 +395,9 @@ class World:
             result = self.handlers[name].lambda_handler(payload, FakeContext())
         except Exception as error:  # the Lambda runtime reports any exception this way
             body = {"errorType": type(error).__name__, "errorMessage": str(error)}
+            self.answers.append((name, body))
             return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": body}
+        self.answers.append((name, result))
         code = self.errors_after_handler[name].popleft() if self.errors_after_handler[name] else None
         if code:
             # The handler did its work, but the invoke still failed: Step Functions sees Lambda.<code>.
@@ -556,9 +564,46 @@ def transact_item_key(params: dict[str, Any], index: int = 0) -> dict[str, str]:
     return {name: next(iter(value.values())) for name, value in key.items() if name in ("pool", "entry", "job_id")}
 
 
-def _atomic_dynamodb(monkeypatch: Any, faults: DynamoFaults) -> None:
+class GrantLog:
+    """Every slot grant DynamoDB commits (a transaction that deletes a ``waiting#`` entry and puts a ``holder#``):
+    ``(stage, ticket granted, tickets waiting in the stage's queue just before, slots held just after)``."""
+
+    def __init__(self) -> None:
+        self.grants: list[tuple[str, int, list[int], int]] = []
+
+    @staticmethod
+    def _partition(stage: str) -> dict[str, dict[str, Any]]:
+        from moto.dynamodb.models import dynamodb_backends
+
+        table = dynamodb_backends[ACCOUNT][REGION].get_table(SLOTS_TABLE)
+        items = next((entries for key, entries in table.items.items() if key.value == stage), {})
+        return {key.value: item.to_json()["Attributes"] for key, item in items.items()}
+
+    def before(self, operation: str, params: dict[str, Any]) -> tuple[str, int, list[int]] | None:
+        """What a grant about to be committed finds: its stage, its ticket and the queue (None for other requests)."""
+        if operation != "TransactWriteItems":
+            return None
+        keys = [
+            (next(iter(item)), transact_item_key(params, index)) for index, item in enumerate(params["TransactItems"])
+        ]
+        deleted = [key for action, key in keys if action == "Delete" and key.get("entry", "").startswith("waiting#")]
+        if not deleted or not any(action == "Put" and "holder#" in key.get("entry", "") for action, key in keys):
+            return None
+        stage = deleted[0]["pool"]
+        queue = sorted(
+            int(item["ticket"]["N"]) for entry, item in self._partition(stage).items() if "waiting#" in entry
+        )
+        return stage, int(deleted[0]["entry"].removeprefix("waiting#")), queue
+
+    def after(self, seen: tuple[str, int, list[int]] | None, status: int) -> None:
+        if seen is not None and status == 200:
+            held = int(self._partition(seen[0]).get("count", {}).get("held", {}).get("N", 0))
+            self.grants.append((*seen, held))
+
+
+def _atomic_dynamodb(monkeypatch: Any, faults: DynamoFaults, grants: GrantLog) -> None:
     """One DynamoDB request at a time, so moto's conditional writes and transactions are atomic, as DynamoDB's are;
-    ``faults`` answers the requests it was told to instead of moto."""
+    ``faults`` answers the requests it was told to instead of moto, and ``grants`` sees each grant committed."""
     from moto.dynamodb.responses import DynamoHandler
 
     lock = threading.RLock()
@@ -566,10 +611,14 @@ def _atomic_dynamodb(monkeypatch: Any, faults: DynamoFaults) -> None:
 
     def atomic_call_action(self: Any) -> Any:
         with lock:
-            fault = faults.answer(self._get_action(), getattr(self, "params", {}))
+            operation, params = self._get_action(), getattr(self, "params", {})
+            fault = faults.answer(operation, params)
             if fault is not None:
                 return fault.code, {"status": fault.code}, fault.get_body()
-            return call_action(self)
+            seen = grants.before(operation, params)
+            response = call_action(self)
+            grants.after(seen, response[0])
+            return response
 
     monkeypatch.setattr(DynamoHandler, "call_action", atomic_call_action)
 

@@ -54,10 +54,11 @@ def slot_items() -> list[dict[str, Any]]:
 
 
 def slots_in_use() -> dict[str, Any]:
-    """What the slots table holds besides the ticket counter: counts above zero, holders, waiting entries."""
+    """What the slots table holds besides the ticket counter and the queues' versions: counts above zero, holders,
+    waiting entries."""
     found: dict[str, Any] = {}
     for item in slot_items():
-        if item["pool"] == "tickets" or (item["entry"] == "count" and item["held"] == 0):
+        if item["pool"] == "tickets" or item["entry"] == "queue" or (item["entry"] == "count" and item["held"] == 0):
             continue
         found[f"{item['pool']}/{item['entry']}"] = item.get("held", item.get("job_id"))
     return found
@@ -81,29 +82,113 @@ def wait_for(world, condition, what: str, timeout_s: float = 120) -> None:
         time.sleep(0.05)
 
 
-def spy_on_grants(monkeypatch) -> list[tuple[str, int, list[int]]]:
-    """Each grant as (stage, ticket, the tickets waiting at that moment); queue reads, grants and enqueues are
-    serialised by one lock, so "the moment" is exact."""
-    from spaceport.cloud.slot_table import Grant, SlotTable
+def releasing(stage: str):
+    """Matches the TransactWriteItems of a release of a ``stage`` slot (its first item deletes the holder)."""
 
-    lock, grants = threading.RLock(), []
-    grant, enqueue = SlotTable.grant, SlotTable.enqueue
+    def matches(params) -> bool:
+        key = harness.transact_item_key(params)
+        return "Delete" in params["TransactItems"][0] and key == {**key, "pool": stage} and "holder#" in key["entry"]
 
-    def spied_grant(self, waiter, limit):
-        with lock:
-            tickets = [entry.ticket for entry in self.waiting(waiter.stage)]
-            outcome = grant(self, waiter, limit)
-            if outcome is Grant.GRANTED:
-                grants.append((waiter.stage.value, waiter.ticket, tickets))
-            return outcome
+    return matches
 
-    def spied_enqueue(self, waiter):
-        with lock:
-            return enqueue(self, waiter)
 
-    monkeypatch.setattr(SlotTable, "grant", spied_grant)
-    monkeypatch.setattr(SlotTable, "enqueue", spied_enqueue)
-    return grants
+def joining_a_queue(params) -> bool:
+    """Matches the TransactWriteItems that puts an entry in a queue (and raises the queue's version)."""
+    return "Put" in params["TransactItems"][0] and "waiting#" in harness.transact_item_key(params).get("entry", "")
+
+
+def one_item(matches):
+    """A matcher that takes the item of the first request ``matches`` accepts, then accepts only requests for that
+    item: the faults go to one caller's tries in a row, not to whoever comes next."""
+    chosen: list[dict[str, str]] = []
+
+    def pick(params) -> bool:
+        if not matches(params):
+            return False
+        if not chosen:
+            chosen.append(harness.transact_item_key(params))
+        return harness.transact_item_key(params) == chosen[0]
+
+    return pick
+
+
+def every(count: int, matches=lambda params: True):
+    """A request matcher that picks every ``count``-th request ``matches`` accepts, but never the same item twice in
+    a row: a caller that tries again is not picked again at once (its tries are not all spent by chance)."""
+    seen, last = [0], [None]
+
+    def pick(params) -> bool:
+        if not matches(params):
+            return False
+        seen[0] += 1
+        key = harness.transact_item_key(params) if "TransactItems" in params else params.get("TableName")
+        if seen[0] % count != 1 or key == last[0]:
+            return False
+        last[0] = key
+        return True
+
+    return pick
+
+
+def throttle_grant_sends(monkeypatch, picked: set[int]) -> list[str]:
+    """Step Functions throttles the grants' SendTaskSuccess calls numbered in ``picked`` (1 is the first grant sent);
+    returns the tokens of the grants throttled."""
+    from spaceport.cloud import aws
+
+    wrapped_client, lock, grants, throttled = aws.client, threading.Lock(), [0], []
+
+    def client(service: str):
+        real = wrapped_client(service)
+        if service != "stepfunctions":
+            return real
+
+        class Throttling:
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+            def send_task_success(self, taskToken: str, output: str):
+                if "granted_at" in output:
+                    with lock:
+                        grants[0] += 1
+                        number = grants[0]
+                    if number in picked:
+                        throttled.append(taskToken)
+                        error = {"Code": "ThrottlingException", "Message": "injected"}
+                        raise ClientError({"Error": error}, "SendTaskSuccess")
+                return real.send_task_success(taskToken=taskToken, output=output)
+
+        return Throttling()
+
+    monkeypatch.setattr(aws, "client", client)
+    return throttled
+
+
+class Sweeper:
+    """The scheduled sweeper, run every ``period_s`` on its own thread while the test runs, as the schedule would
+    run it beside the executions; what each run answered, and any exception, are kept."""
+
+    def __init__(self, world, period_s: float = 0.5) -> None:
+        self._world, self._period_s = world, period_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.results: list[dict[str, Any]] = []
+        self.errors: list[BaseException] = []
+
+    def _run(self) -> None:
+        event = harness.load_event("sweep_slots_scheduled.json")
+        while not self._stop.wait(self._period_s):
+            try:
+                self.results.append(self._world.handlers["sweep_slots"].lambda_handler(event, harness.FakeContext()))
+            except Exception as error:  # kept for the test to report, and the schedule runs again
+                self.errors.append(error)
+
+    def __enter__(self) -> Sweeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def queued(world, stage: str, count: int) -> bool:
@@ -131,63 +216,96 @@ def complete_silent_jobs(world, stage: str, count: int) -> None:
         world.handlers["complete_stage"].lambda_handler(event, harness.FakeContext())
 
 
-@pytest.mark.slow  # 32 executions through the whole state machine: about two minutes on two cores
+@pytest.mark.slow  # 32 executions through the whole state machine: about three minutes on two cores
 def test_thirty_uploads_beyond_the_gpu_quota_all_finish_in_upload_order_and_leave_no_slot_held(world, monkeypatch):
     # GIVEN a GPU quota of two training jobs, MaxConcurrentTrainJobs at 2, and the first two training jobs kept
     # running until every other job has reached the train queue (so that the queue's order is what decides); one
     # job's training is scripted to fail
+    from spaceport.cloud import slots
+
     limits(monkeypatch, sfm=4, train=2, compress=2)
+    slot_limits = {"sfm": 4, "train": 2, "compress": 2}
     world.push_images()
     world.sagemaker.training_quota = 2
     world.sagemaker.script["train"].extend([("silent",), ("silent",)])
-    grants = spy_on_grants(monkeypatch)
     jobs = [f"burst-{index:02d}" for index in range(30)]
     world.sagemaker.job_script[("burst-07", "train")] = deque([("fail", "train: loss diverged (nan) at 1200")])
+    # AND everything runs at once, as on AWS (each execution on its own thread, DynamoDB atomic per request only),
+    # with DynamoDB's answers under contention: every fourth slot transaction cancelled once for a conflict (the
+    # function tries it again), an enqueue and every seventh queue read throttled (past the SDK's retries, or
+    # within them), and later the first train release cancelled five times in a row (the function gives up: the
+    # state machine retries it)
+    faults = world.dynamo_faults
+    faults.add("TransactWriteItems", one_item(joining_a_queue), "throttle", times=5)
+    faults.add("TransactWriteItems", every(4), "conflict", times=60)
+    faults.add("Query", every(7, lambda params: params.get("TableName") == SLOTS_TABLE), "throttle", times=20)
+    # AND some waits' invokes failing after the function ran (the first one among them, which was granted at once:
+    # its retry, with a new token, finds the slot its own), and three grants' SendTaskSuccess throttled, which the
+    # sweeper, running all along, sends again
+    world.errors_after_handler["wait_for_slot"].extend("ServiceException" if i % 9 == 0 else None for i in range(60))
+    throttled_grants = throttle_grant_sends(monkeypatch, {3, 11, 40})
+    monkeypatch.setattr(slots, "RESEND_AFTER_S", 1)
 
-    # WHEN 30 uploads arrive at once
-    upload_all(world, jobs)
-    uploaded = {job_id: world.job(job_id)["ticket"] for job_id in jobs}
-    wait_for(world, lambda: queued(world, "train", 28), "28 jobs queued for the two train slots")
-    # AND one job is cancelled while it waits in the train queue, then retried
-    in_line = [item["job_id"] for item in waiting("train")]
-    cancelled = next(job_id for job_id in in_line[5:] if job_id != "burst-07")
-    path = f"/jobs/{cancelled}"
-    status, view = call(world, "api_get_job.json", path=path)
-    assert status == 200 and view["status"] == "QUEUED" and view["queue"]["stage"] == "train"
-    assert view["queue"]["position"] == 1 + in_line.index(cancelled)
-    assert f"position {view['queue']['position']} of 28" in view["waiting"]
-    assert call(world, "api_cancel_job.json", path=f"{path}/cancel")[0] == 200
-    assert cancelled not in [item["job_id"] for item in waiting("train")] and len(waiting("train")) == 27
-    assert call(world, "api_retry_job.json", path=f"{path}/retry", body={"from_stage": "train"})[0] == 202
-    # AND the two first training jobs end; the job scripted to fail does so while it trains, and is retried
-    complete_silent_jobs(world, "train", 2)
-    wait_for(world, lambda: world.job("burst-07")["status"] == "FAILED", "burst-07 to fail while training")
-    assert world.job("burst-07")["failed_stage"] == "train"
-    assert "loss diverged" in world.job("burst-07")["failure_reason"]
-    assert call(world, "api_retry_job.json", path="/jobs/burst-07/retry", body={"from_stage": "train"})[0] == 202
-    # AND everything runs to its end
-    statuses = world.run_all([world.job(job_id)["execution_arn"] for job_id in jobs])
+    with Sweeper(world) as sweeper:
+        # WHEN 30 uploads arrive at once
+        upload_all(world, jobs)
+        uploaded = {job_id: world.job(job_id)["ticket"] for job_id in jobs}
+        wait_for(world, lambda: queued(world, "train", 28), "28 jobs queued for the two train slots")
+        # AND one job is cancelled while it waits in the train queue, then retried
+        in_line = [item["job_id"] for item in waiting("train")]
+        cancelled = next(job_id for job_id in in_line[5:] if job_id != "burst-07")
+        path = f"/jobs/{cancelled}"
+        status, view = call(world, "api_get_job.json", path=path)
+        assert status == 200 and view["status"] == "QUEUED" and view["queue"]["stage"] == "train"
+        assert view["queue"]["position"] == 1 + in_line.index(cancelled)
+        assert f"position {view['queue']['position']} of 28" in view["waiting"]
+        assert call(world, "api_cancel_job.json", path=f"{path}/cancel")[0] == 200
+        assert cancelled not in [item["job_id"] for item in waiting("train")] and len(waiting("train")) == 27
+        assert call(world, "api_retry_job.json", path=f"{path}/retry", body={"from_stage": "train"})[0] == 202
+        # AND the two first training jobs end (the first release of their slots conflicting five times in a row);
+        # the job scripted to fail does so while it trains, and is retried
+        faults.add("TransactWriteItems", one_item(releasing("train")), "conflict", times=5)
+        complete_silent_jobs(world, "train", 2)
+        wait_for(world, lambda: world.job("burst-07")["status"] == "FAILED", "burst-07 to fail while training")
+        assert world.job("burst-07")["failed_stage"] == "train"
+        assert "loss diverged" in world.job("burst-07")["failure_reason"]
+        assert call(world, "api_retry_job.json", path="/jobs/burst-07/retry", body={"from_stage": "train"})[0] == 202
+        # AND everything runs to its end
+        statuses = world.run_all([world.job(job_id)["execution_arn"] for job_id in jobs], timeout_s=400)
+        wait_for(world, lambda: slots_in_use() == {}, "the last slots to be given back")
 
     # THEN every job SUCCEEDED
     assert set(statuses.values()) == {"SUCCEEDED"}
     assert {job_id: world.job(job_id)["status"] for job_id in jobs} == {job_id: "SUCCEEDED" for job_id in jobs}
     # AND never more than two training jobs ran at once, and SageMaker never had to refuse one
     assert world.sagemaker.peak["train"] == 2 and world.sagemaker.refused == []
+    # AND in every stage, every grant went to the lowest ticket waiting when DynamoDB committed it, and no stage ever
+    # held more slots than it has
+    grants = world.grant_log.grants
+    assert grants and all(ticket == min(queue) for _, ticket, queue, _ in grants), grants
+    assert all(held <= slot_limits[stage] for stage, _, _, held in grants), grants
+    assert {stage for stage, _, _, _ in grants} == {"sfm", "train", "compress"}
     # AND once the first two held their slots, the train slots went out in upload order: every job's ticket, then
     # the two retries' new ones (two jobs granted together may still create their training jobs in either order)
     retried = {job_id: world.job(job_id)["ticket"] for job_id in (cancelled, "burst-07")}
     assert min(retried.values()) > max(uploaded.values())
-    train_grants = [granted for stage, granted, _ in grants if stage == "train"]
+    train_grants = [ticket for stage, ticket, _, _ in grants if stage == "train"]
     assert len(train_grants) == 31 and train_grants[2:] == sorted(train_grants[2:])
     assert set(train_grants) == set(uploaded.values()) - {uploaded[cancelled]} | set(retried.values())
     # AND the cancelled job trained only once retried; the failed one trained twice
     started = world.sagemaker.started["train"]
     assert len(started) == 31 and started.count(cancelled) == 1 and started.count("burst-07") == 2
-    # AND in every stage, every grant went to the lowest ticket waiting at that moment
-    assert grants and all(granted == min(tickets) for _, granted, tickets in grants), grants
-    assert {stage for stage, _, _ in grants} == {"sfm", "train", "compress"}
     # AND no slot is held and nothing waits, in any stage
     assert slots_in_use() == {}
+    # AND the paths contention takes all ran: conflicts retried by the function, a release retried by the state
+    # machine, a retried wait finding its slot granted, the sweeper sending throttled grants again; the sweeper
+    # itself never failed
+    assert ("TransactWriteItems", "conflict") in faults.injected and len(throttled_grants) == 3
+    errors = [answer["errorType"] for name, answer in world.answers if "errorType" in answer]
+    assert "SlotTableBusyError" in errors
+    assert any(answer.get("already_held") for name, answer in world.answers if name == "wait_for_slot")
+    resent = sum(len(result["resent"]) for result in sweeper.results)
+    assert resent >= len(throttled_grants) and sweeper.errors == []
 
 
 def test_resource_limit_exceeded_makes_the_job_wait_holding_its_slot_then_it_succeeds(world, monkeypatch):
@@ -353,7 +471,7 @@ def hold_slot(stage: str, job_id: str, execution: str) -> None:
     waiter = Waiter(Stage(stage), len(slot_items()) + 1, job_id, execution, f"token-of-{job_id}", "2026-12-06T00:00:00")
     slots = SlotTable(SLOTS_TABLE, harness.TABLE)
     slots.enqueue(waiter)
-    assert slots.grant(waiter, 2) is Grant.GRANTED
+    assert slots.grant(waiter, 2, slots.queue_version(Stage(stage))) is Grant.GRANTED
 
 
 def test_a_failed_lookup_of_one_execution_does_not_stop_the_sweep(world, monkeypatch):
@@ -391,16 +509,6 @@ def test_a_failed_lookup_of_one_execution_does_not_stop_the_sweep(world, monkeyp
     # THEN it went on past the sfm holder it could not look up (keeping its slot) and reclaimed the train slot
     assert swept["reclaimed"] == [{"stage": "train", "job_id": "job-gone"}]
     assert slots_in_use() == {"sfm/count": 1, "sfm/holder#job-unknowable": "job-unknowable"}
-
-
-def releasing(stage: str):
-    """Matches the TransactWriteItems of a release of a ``stage`` slot (its first item deletes the holder)."""
-
-    def matches(params) -> bool:
-        key = harness.transact_item_key(params)
-        return "Delete" in params["TransactItems"][0] and key == {**key, "pool": stage} and "holder#" in key["entry"]
-
-    return matches
 
 
 def test_a_release_that_keeps_conflicting_is_retried_by_the_state_machine_not_a_failed_job(world):
@@ -466,7 +574,7 @@ def test_an_unexpected_error_while_granting_never_fails_the_release(world, monke
         Waiter(Stage.TRAIN, 9, "job-next", prefix + "job-next", "token-of-job-next", "2026-12-06T00:00:00")
     )
 
-    def broken_grant(self, waiter, limit):
+    def broken_grant(self, waiter, limit, queue_version):
         raise KeyError("CancellationReasons")
 
     monkeypatch.setattr(SlotTable, "grant", broken_grant)
@@ -560,3 +668,86 @@ def test_a_job_waiting_for_a_larger_instances_quota_pauses_only_the_jobs_planned
     world.sagemaker.instance_quota["ml.c5.9xlarge"] = 1
     assert set(world.run_all(arns).values()) == {"SUCCEEDED"}
     assert slots_in_use() == {}
+
+
+def test_a_job_that_joins_the_queue_while_a_grant_is_under_way_is_not_skipped(world, monkeypatch):
+    # GIVEN one free train slot and tickets 4 and 6 waiting for it; Step Functions accepting every grant's token
+    from spaceport.cloud import aws
+    from spaceport.cloud.jobs import JobsTable
+    from spaceport.cloud.models import Stage
+    from spaceport.cloud.settings import slot_settings
+    from spaceport.cloud.slot_table import SlotTable, Waiter
+    from spaceport.cloud.slots import grant_free_slots
+
+    limits(monkeypatch, sfm=2, train=1, compress=2)
+    prefix = f"arn:aws:states:{REGION}:{harness.ACCOUNT}:execution:spaceport-pipeline:"
+    table = SlotTable(SLOTS_TABLE, harness.TABLE)
+
+    def waiter(ticket: int) -> Waiter:
+        job_id = f"job-ticket-{ticket}"
+        JobsTable(harness.TABLE).claim_for_start(job_id, {}, {"kind": "zip", "key": f"uploads/{job_id}/photos.zip"})
+        return Waiter(Stage.TRAIN, ticket, job_id, prefix + job_id, f"token-{ticket}", "2026-12-06T00:00:00")
+
+    table.enqueue(waiter(4))
+    table.enqueue(waiter(6))
+    sent: list[str] = []
+    wrapped_client = aws.client
+
+    def client(service: str):
+        real = wrapped_client(service)
+        if service != "stepfunctions":
+            return real
+
+        class AcceptingEveryToken:
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+            def send_task_success(self, taskToken: str, output: str):
+                sent.append(taskToken)
+
+        return AcceptingEveryToken()
+
+    monkeypatch.setattr(aws, "client", client)
+    # WHEN ticket 1 joins the queue just after a grant has read the queue, before the grant is written (its wait
+    # ran a moment later than the grant's caller)
+    read_queue, joined = SlotTable.waiting, []
+
+    def queue_read_then_joined(self, stage):
+        entries = list(read_queue(self, stage))
+        if not joined:
+            joined.append(1)
+            table.enqueue(waiter(1))
+        yield from entries
+
+    monkeypatch.setattr(SlotTable, "waiting", queue_read_then_joined)
+    granted = grant_free_slots(slot_settings(), Stage.TRAIN)
+    # THEN the slot went to ticket 1, the lowest waiting when the grant was written, and 4 and 6 still wait
+    assert granted == [1] and sent == ["token-1"]
+    assert [item["ticket"] for item in waiting("train")] == [4, 6]
+
+
+def test_a_cancel_whose_slot_release_keeps_conflicting_still_cancels_and_the_sweeper_cleans_up(world, monkeypatch):
+    # GIVEN one train slot held, a job waiting for it, and DynamoDB cancelling the cancel's release of that job's
+    # train slot five times in a row (the release is part of every cancel: the job holds none here)
+    limits(monkeypatch, sfm=2, train=1, compress=2)
+    world.push_images()
+    world.sagemaker.script["train"].append(("silent",))
+    upload_all(world, ["job-holding", "job-to-cancel"])
+    wait_for(world, lambda: queued(world, "train", 1), "a job to queue for the train slot")
+    queued_job = waiting("train")[0]["job_id"]
+    world.dynamo_faults.add("TransactWriteItems", one_item(releasing("train")), "conflict", times=5)
+    # WHEN it is cancelled
+    status, view = call(world, "api_cancel_job.json", path=f"/jobs/{queued_job}/cancel")
+    # THEN the cancel answers and took effect, though its queue place could not be given back yet
+    assert status == 200 and view["status"] == "CANCELLED" and world.job(queued_job)["status"] == "CANCELLED"
+    assert world.dynamo_faults.injected == [("TransactWriteItems", "conflict")] * 5
+    assert [item["job_id"] for item in waiting("train")] == [queued_job]
+    # AND the sweeper removes that place, its execution having ended (stopped by the cancel: at once on AWS, with the
+    # harness's help in moto)
+    execution = world.job(queued_job)["execution_arn"]
+    world.kill(execution)
+    wait_for(world, lambda: world.sfn.describe_execution(executionArn=execution)["status"] != "RUNNING", "the stop")
+    swept = world.handlers["sweep_slots"].lambda_handler(
+        harness.load_event("sweep_slots_scheduled.json"), harness.FakeContext()
+    )
+    assert swept["dropped"] == [{"stage": "train", "job_id": queued_job}] and waiting("train") == []

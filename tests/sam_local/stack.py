@@ -220,7 +220,7 @@ def slot_waiter(
     waiter = Waiter(Stage(stage), ticket, job_id, execution, token, "2026-12-03T10:00:00.000+00:00")
     slots.enqueue(waiter)
     if held:
-        assert slots.grant(waiter, limit=100).value == "granted"
+        assert slots.grant(waiter, limit=100, queue_version=slots.queue_version(Stage(stage))).value == "granted"
         slots.mark_resumed(Stage(stage), waiter.execution)
 
 

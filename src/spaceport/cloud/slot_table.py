@@ -7,19 +7,22 @@ Items (``pool`` is the hash key, ``entry`` the range key):
 - ``<stage>`` / ``holder#<execution name>``: ``job_id``, ``execution`` (ARN), ``ticket``, ``token`` (the task token
   the grant resumed), ``resumed`` (whether Step Functions accepted it), ``since``, ``plan``, ``quota_wait``
   (SageMaker refused its job with ResourceLimitExceeded and it retries: grants to the waiters of the same ``plan``
-  pause meanwhile). A slot belongs to
-  an execution: a retried job's new execution never inherits its old one's slot, and the sweeper can ask whether
-  the holder ended.
+  pause meanwhile). A slot belongs to an execution: a retried job's new execution never inherits its old one's
+  slot, and the sweeper can ask whether the holder ended.
 - ``<stage>`` / ``waiting#<ticket, 12 digits>``: ``job_id``, ``execution``, ``ticket``, ``token``, ``since``,
   ``plan``: an execution parked on its task token. A consistent query of the partition reads the queue in ticket
   order. ``plan`` is the instance type the validate step planned for the job's stage (``resources``), empty where
   the stage runs on its configured type (train): each instance type has its own SageMaker quota.
+- ``<stage>`` / ``queue``: ``version``, how many times an entry joined the stage's queue (or took a new token).
+  The same transaction that writes a waiting entry raises it.
 - ``tickets`` / ``next``: ``value``, the last ticket handed out. The trigger takes one per upload (and a retry one per
   retry), so tickets are upload order.
 
 A grant is one transaction: count below the limit, the waiting entry still there with the same token, no slot held by
-that execution yet, and the job not ended; the count goes up, the entry becomes a holder. A release is the reverse,
-and only for a holder that exists: nobody gives back a slot they do not hold.
+that execution yet, the job not ended, and the queue's version the one read before the queue was: no entry has
+joined since, so none with a lower ticket can be waiting unseen (one that joined between the grant's read of the
+queue and its write would be skipped otherwise). The count goes up, the entry becomes a holder. A release is the
+reverse, and only for a holder that exists: nobody gives back a slot they do not hold.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ TICKETS = "tickets"
 COUNT = "count"
 HOLDER = "holder#"
 WAITING = "waiting#"
+QUEUE = "queue"
 CONFLICT_RETRIES = 5
 # A transaction's cancellation reasons that say only that the moment was bad (another transaction held an item, the
 # table was throttled): the same transaction may go through if tried again.
@@ -79,6 +83,7 @@ class Grant(StrEnum):
     JOB_ENDED = "job ended"  # the job is SUCCEEDED, FAILED or CANCELLED: its entry is stale
     ALREADY_HELD = "already held"  # the execution holds a slot of the stage already
     CONFLICT = "conflict"  # other transactions kept touching the same items: try again later
+    STALE = "stale"  # an entry joined the queue since it was read: read it again
 
 
 @dataclass(frozen=True)
@@ -142,18 +147,41 @@ class SlotTable:
         return int(response["Attributes"]["value"])
 
     def enqueue(self, waiter: Waiter) -> None:
-        """Park ``waiter`` in its stage's queue (a retried wait replaces its own entry, with the new token)."""
-        self._table.put_item(
-            Item={
-                **waiting_key(waiter.stage, waiter.ticket),
-                "job_id": waiter.job_id,
-                "execution": waiter.execution,
-                "ticket": waiter.ticket,
-                "token": waiter.token,
-                "since": waiter.since,
-                "plan": waiter.plan,
-            }
+        """Park ``waiter`` in its stage's queue (a retried wait replaces its own entry, with the new token), and
+        raise the queue's version with it, so that a grant that read the queue before cannot skip it.
+
+        Raises:
+            SlotTableBusyError: DynamoDB kept refusing the transaction; nothing changed.
+        """
+        entry = {
+            **waiting_key(waiter.stage, waiter.ticket),
+            "job_id": waiter.job_id,
+            "execution": waiter.execution,
+            "ticket": waiter.ticket,
+            "token": waiter.token,
+            "since": waiter.since,
+            "plan": waiter.plan,
+        }
+        reasons = self._transact(
+            [
+                {"Put": {"TableName": self._name, "Item": entry}},
+                {
+                    "Update": {
+                        "TableName": self._name,
+                        "Key": {"pool": waiter.stage.value, "entry": QUEUE},
+                        "UpdateExpression": "ADD version :one",
+                        "ExpressionAttributeValues": {":one": 1},
+                    }
+                },
+            ]
         )
+        if reasons is not None:
+            raise RuntimeError(f"queue entry of {waiter.job_id} not written: {reasons}")  # it has no condition
+
+    def queue_version(self, stage: Stage) -> int:
+        """How many times an entry has joined the stage's queue; read before the queue, it dates that reading."""
+        item = self._table.get_item(Key={"pool": stage.value, "entry": QUEUE}, ConsistentRead=True).get("Item")
+        return int(item.get("version", 0)) if item else 0
 
     def waiting(self, stage: Stage) -> Iterator[Waiter]:
         """The stage's queue, lowest ticket first, read consistently page by page."""
@@ -282,21 +310,27 @@ class SlotTable:
         item = self._table.get_item(Key=holder_key(stage, execution), ConsistentRead=True).get("Item")
         return from_dynamo(item) if item else None
 
-    def grant(self, waiter: Waiter, limit: int) -> Grant:
-        """Turn ``waiter``'s queue entry into a held slot, if one of ``limit`` is free (one transaction)."""
+    def grant(self, waiter: Waiter, limit: int, queue_version: int) -> Grant:
+        """Turn ``waiter``'s queue entry into a held slot, if one of ``limit`` is free and the queue is still as it
+        was at ``queue_version`` (one transaction)."""
         try:
-            reasons = self._grant_transaction(waiter, limit)
+            reasons = self._grant_transaction(waiter, limit, queue_version)
         except SlotTableBusyError:
             return Grant.CONFLICT
         if reasons is None:
             return Grant.GRANTED
-        failed = [reason == "ConditionalCheckFailed" for reason in reasons] + [False] * 4
-        for index, outcome in ((1, Grant.GONE), (3, Grant.JOB_ENDED), (2, Grant.ALREADY_HELD), (0, Grant.FULL)):
+        failed = [reason == "ConditionalCheckFailed" for reason in reasons] + [False] * 5
+        checks = ((4, Grant.STALE), (1, Grant.GONE), (3, Grant.JOB_ENDED), (2, Grant.ALREADY_HELD), (0, Grant.FULL))
+        for index, outcome in checks:
             if failed[index]:
                 return outcome
         raise RuntimeError(f"slot grant cancelled for no known reason: {reasons}")
 
-    def _grant_transaction(self, waiter: Waiter, limit: int) -> list[str] | None:
+    def _grant_transaction(self, waiter: Waiter, limit: int, queue_version: int) -> list[str] | None:
+        unchanged: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(version)"}
+        if queue_version:
+            unchanged = {"ConditionExpression": "version = :seen",
+                         "ExpressionAttributeValues": {":seen": queue_version}}  # fmt: skip
         terminal = {f":t{index}": status.value for index, status in enumerate(sorted(TERMINAL_STATUSES))}
         not_ended = "attribute_exists(job_id) AND NOT #status IN (" + ", ".join(terminal) + ")"
         return self._transact(
@@ -336,8 +370,10 @@ class SlotTable:
                         "ExpressionAttributeValues": terminal,
                     }
                 },
+                {"ConditionCheck": {"TableName": self._name, "Key": {"pool": waiter.stage.value, "entry": QUEUE},
+                                    **unchanged}},
             ]
-        )
+        )  # fmt: skip
 
     def hand_over(self, waiter: Waiter) -> bool:
         """Make ``waiter``'s token the one the slot its execution holds is resumed with (``resumed`` false until Step

@@ -29,12 +29,14 @@ from spaceport.cloud.aws import STALE_TOKEN_CODES
 from spaceport.cloud.jobs import JobNotFoundError, JobsTable, now
 from spaceport.cloud.models import SAGEMAKER_STAGES, TERMINAL_STATUSES, JobStatus, ReleaseSlotInput, SlotRequest, Stage
 from spaceport.cloud.settings import SlotSettings
-from spaceport.cloud.slot_table import Grant, SlotTable, Waiter, busy_is_retryable
+from spaceport.cloud.slot_table import Grant, SlotTable, SlotTableBusyError, Waiter, busy_is_retryable
 
 logger = Logger(child=True)
 
 # A grant whose SendTaskSuccess did not go through is sent again by the sweeper once it is this old (seconds).
 RESEND_AFTER_S = 60
+# How many times one call reads the queue again when entries keep joining it while it grants.
+QUEUE_READS = 5
 
 
 class JobEndedError(Exception):
@@ -91,33 +93,45 @@ def grant_free_slots(settings: SlotSettings, stage: Stage) -> list[int]:
     """
     slots, limit, granted = store(settings), settings.slot_limit(stage), []
     try:
-        paused = {holder.get("plan", "") for holder in slots.holders(stage) if holder.get("quota_wait")}
-        if paused:
-            logger.info("grants paused for instances waiting for their quota",
-                        extra={"stage": stage.value, "instances": sorted(paused)})  # fmt: skip
-        for waiter in slots.waiting(stage):
-            if waiter.plan in paused:
-                continue
-            outcome = slots.grant(waiter, limit)
-            if outcome in (Grant.FULL, Grant.CONFLICT):
+        for _ in range(QUEUE_READS):
+            if not _grant_in_order(settings, slots, stage, limit, granted):
                 break
-            if outcome is Grant.JOB_ENDED:
-                slots.dequeue(stage, waiter.ticket, token=waiter.token)
-            if outcome in (Grant.GONE, Grant.JOB_ENDED):
-                continue
-            if outcome is Grant.ALREADY_HELD:
-                # Its execution holds the slot already (granted to an earlier attempt of this wait): this entry's
-                # token is the live one.
-                slots.dequeue(stage, waiter.ticket, token=waiter.token)
-                if not slots.hand_over(waiter):
-                    continue
-            if _resume(settings, slots, waiter):
-                granted.append(waiter.ticket)
     except Exception:  # any failure at all: granting is best effort, and the sweeper grants later
         logger.exception("slots not granted now; the sweeper will", extra={"stage": stage.value})
     if granted:
         logger.info("slots granted", extra={"stage": stage.value, "tickets": granted})
     return granted
+
+
+def _grant_in_order(settings: SlotSettings, slots: SlotTable, stage: Stage, limit: int, granted: list[int]) -> bool:
+    """One pass over the queue as read now, granting lowest ticket first into ``granted``; True when an entry
+    joined the queue meanwhile (the pass stopped: read the queue again)."""
+    version = slots.queue_version(stage)  # read before the queue: a grant checks that nothing joined since
+    paused = {holder.get("plan", "") for holder in slots.holders(stage) if holder.get("quota_wait")}
+    if paused:
+        logger.info("grants paused for instances waiting for their quota",
+                    extra={"stage": stage.value, "instances": sorted(paused)})  # fmt: skip
+    for waiter in slots.waiting(stage):
+        if waiter.plan in paused:
+            continue
+        outcome = slots.grant(waiter, limit, version)
+        if outcome is Grant.STALE:
+            return True
+        if outcome in (Grant.FULL, Grant.CONFLICT):
+            return False
+        if outcome is Grant.JOB_ENDED:
+            slots.dequeue(stage, waiter.ticket, token=waiter.token)
+        if outcome in (Grant.GONE, Grant.JOB_ENDED):
+            continue
+        if outcome is Grant.ALREADY_HELD:
+            # Its execution holds the slot already (granted to an earlier attempt of this wait): this entry's
+            # token is the live one.
+            slots.dequeue(stage, waiter.ticket, token=waiter.token)
+            if not slots.hand_over(waiter):
+                continue
+        if _resume(settings, slots, waiter):
+            granted.append(waiter.ticket)
+    return False
 
 
 def _resume(settings: SlotSettings, slots: SlotTable, waiter: Waiter) -> bool:
@@ -179,10 +193,19 @@ def _release_slot(settings: SlotSettings, request: ReleaseSlotInput) -> dict[str
 
 
 def forget_job(settings: SlotSettings, job: dict[str, Any]) -> dict[str, Any]:
-    """A cancelled job's slots and queue places, given back (only those its current execution holds)."""
+    """A cancelled job's slots and queue places, given back (only those its current execution holds).
+
+    Best effort: the cancel has been recorded and the execution stopped, so what a busy slots table keeps here
+    the sweeper reclaims (the execution has ended); the cancel itself does not fail.
+    """
+    nothing: dict[str, Any] = {"released": [], "left_queue": [], "granted": {}}
     if not job.get("execution_arn"):
-        return {"released": [], "left_queue": [], "granted": {}}
-    return release_slot(settings, ReleaseSlotInput(job_id=job["job_id"], execution=job["execution_arn"]))
+        return nothing
+    try:
+        return release_slot(settings, ReleaseSlotInput(job_id=job["job_id"], execution=job["execution_arn"]))
+    except (SlotTableBusyError, ClientError, BotoCoreError):
+        logger.exception("cancelled job's slots not given back now; the sweeper will", extra={"job_id": job["job_id"]})
+        return nothing
 
 
 def sweep(settings: SlotSettings) -> dict[str, Any]:
