@@ -324,7 +324,7 @@ def run(
         "at the training resolution; 'Training' counts training steps only, clock paused while scoring. 'Floaters': "
         "SfM points the held-out photos observed with something rendered nearer than 0.8 of their depth. 'Opening: "
         "opacity outside': mean accumulated opacity, over the viewer's opening view, of the Gaussians centred "
-        "outside the box of the SfM points (2nd to 98th percentile, widened by a quarter each side); the sky shell "
+        "outside the box holding every SfM point; the sky shell "
         "is not counted. 'SOG loss': held-out PSNR of the trained PLY minus that of its SOG.",
         "quality_opening_<scene>.png: our viewer's opening view in headless Chromium, the code before (left) and "
         "today's (right), each from its own SOG. quality_<real scene>_preview.png: the first held-out photo "

@@ -95,7 +95,7 @@ def cpu_trainer(sfm_dir: Path, config: Any) -> tuple[Any, Any, Any]:
     scene = load_scene(sfm_dir, config.resolution, "cpu")
     config = fitted_to_capture(config, len(scene.train_views))
     background = torch.tensor(config.background, dtype=torch.float32)
-    ctx = TrainContext(config, scene.train_views, select_renderer("cpu"), background, scene.extent,
+    ctx = TrainContext(config, scene.train_views, select_renderer("cpu", config.absgrad), background, scene.extent,
                        ProgressLog(10**9, None), select_strategy(config, scene.extent),
                        near_field=build_near_field(scene.train_sources, config, "cpu"),
                        observed_depths=scene_observed_depths(scene.train_views, scene.train_sources)

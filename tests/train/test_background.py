@@ -113,7 +113,7 @@ def test_the_baked_shell_shows_the_sky_model_opaque_from_inside() -> None:
 
         # THEN every pixel is covered and shows the model's colour for its direction
         assert float(result.alpha.min()) > 0.99
-        assert psnr(result.image.clamp(0, 1), sky.behind(view).detach()) > 30.0
+        assert psnr(result.image.clamp(0, 1), sky.colours(ray_directions(view)).detach()) > 30.0
     assert len(shell) == 4096 and shell.sh_degree == 1
 
 
@@ -141,3 +141,20 @@ def test_fibonacci_directions_cover_the_sphere_evenly() -> None:
 def test_a_fixed_background_is_one_colour_behind_every_view() -> None:
     colour = torch.tensor([0.1, 0.2, 0.3])
     assert torch.equal(FixedBackground(colour).behind(_view((1.0, 0, 0), (0, 0, 0))), colour)
+
+
+def test_the_sky_behind_a_view_is_its_exact_colour_to_within_a_level_per_block() -> None:
+    # GIVEN a sky with a steep gradient and a 480x360 view (blocks do not divide 360 evenly: a partial last row)
+    sky = SkyModel(degree=3, learning_rate=0.01, device="cpu")
+    with torch.no_grad():
+        sky.coefficients[2] = torch.tensor([0.5, 0.4, 0.3])
+        sky.coefficients[6] = torch.tensor([0.2, -0.2, 0.1])
+    view = _view((3.0, 1.0, 1.0), (0.0, 0.0, 1.5), 480, 360)
+
+    # WHEN the background behind it is taken one value per block
+    behind = sky.behind(view).detach()
+
+    # THEN it matches the per-pixel colours to within about one 8-bit level
+    exact = sky.colours(ray_directions(view)).detach()
+    assert behind.shape == exact.shape == (360, 480, 3)
+    assert float((behind - exact).abs().mean()) < 1.5 / 255 and psnr(behind, exact) > 45.0

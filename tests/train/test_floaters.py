@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from spaceport.train.data import CameraView
@@ -71,3 +72,15 @@ def test_a_faint_veil_is_haze_not_a_floater() -> None:
     # THEN the view counts as hazy (see-through), and see-through pixels are not counted as floaters
     assert report.hazy_fraction > 0.9 and report.alpha_mean < 0.6
     assert report.floater_fraction == 0.0
+
+
+def test_clear_sky_is_not_haze() -> None:
+    # GIVEN a camera that sees nothing at all (the learned sky behind every pixel)
+    empty = {"means": torch.tensor([[0.0, 0.0, -5.0]]), "quats": torch.tensor([[1.0, 0.0, 0.0, 0.0]]),
+             "log_scales": torch.full((1, 3), -3.0), "opacity_logits": torch.tensor([logit(0.9)])}  # fmt: skip
+
+    # WHEN measured
+    report = measure_floaters(empty, [_camera()], [np.zeros((0, 3))], render)
+
+    # THEN it is clear, not hazy: neither opaque nor half-formed
+    assert report.alpha_mean < 0.01 and report.hazy_fraction == 0.0

@@ -182,7 +182,8 @@ def test_absgrad_sums_each_pixels_pull_on_a_mean_without_letting_opposite_pulls_
     inputs = {key: value.clone().requires_grad_(True) for key, value in scene.items()}
 
     # WHEN rendered and backpropagated, and the reference's per-pixel gradients are summed in absolute value
-    result = render(**inputs, viewmat=viewmat, K=K, width=width, height=height, background=torch.zeros(3))
+    result = render(**inputs, viewmat=viewmat, K=K, width=width, height=height, background=torch.zeros(3),
+                    absgrad=True)  # fmt: skip
     (result.image.double() * weights).sum().backward()
     reference_inputs = {key: value.clone().requires_grad_(True) for key, value in scene.items()}
     image, _, means2d = reference_render(**reference_inputs, viewmat=viewmat, K=K, width=width, height=height,

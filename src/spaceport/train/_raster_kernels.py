@@ -177,12 +177,13 @@ def composite_forward(
 
 @njit(parallel=True, cache=True, fastmath=True)
 def composite_backward(
-    tile_offsets, packed, width, height, tile, final_t, n_contrib, grad_color, grad_alpha, pair_grad
+    tile_offsets, packed, width, height, tile, final_t, n_contrib, grad_color, grad_alpha, pair_grad, with_absgrad
 ):  # pragma: no cover - compiled
     """Back-to-front gradients into ``pair_grad`` (P, 11): columns 0-8 laid out like ``params``, then the sums over
-    pixels of the absolute per-pixel gradients of the mean (x, y), for absgrad densification (gsplat's ``absgrad``:
-    opposite pulls from two sides of a Gaussian cancel in the plain gradient, not in this one). Image arrays are
-    flat (H*W, ...).
+    pixels of the absolute per-pixel gradients of the mean (x, y) when ``with_absgrad`` (else zero), for absgrad
+    densification (gsplat's ``absgrad``: opposite pulls from two sides of a Gaussian cancel in the plain gradient,
+    not in this one); the flag is loop-invariant, so the loops without it cost what they did. Image arrays are flat
+    (H*W, ...).
 
     With ``T_i`` the transmittance in front of Gaussian i and ``S_i`` the colour behind it normalised by
     ``T_{i+1}`` (``S_{i-1} = alpha_i c_i + (1 - alpha_i) S_i``):
@@ -246,8 +247,9 @@ def composite_backward(
                 pixel_my = d_sigma * (con_b * dx + con_c * dy)
                 d_mx -= pixel_mx
                 d_my -= pixel_my
-                abs_mx += abs(pixel_mx)
-                abs_my += abs(pixel_my)
+                if with_absgrad:
+                    abs_mx += abs(pixel_mx)
+                    abs_my += abs(pixel_my)
                 d_a += d_sigma * _HALF * dx * dx
                 d_b += d_sigma * dx * dy
                 d_c += d_sigma * _HALF * dy * dy

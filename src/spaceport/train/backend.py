@@ -94,14 +94,14 @@ def configure_threads(device: str) -> None:
 
 
 def select_renderer(device: str, absgrad: bool = False) -> Renderer:
-    """The backend for a resolved device: gsplat on ``cuda``, the pure-PyTorch rasteriser on ``cpu`` (which always
-    gives ``means2d.absgrad``; gsplat only when ``absgrad`` asks for it)."""
-    if device == "cuda":
-        import functools
+    """The backend for a resolved device: gsplat on ``cuda``, the pure-PyTorch rasteriser on ``cpu``; with
+    ``absgrad`` either gives ``means2d.absgrad`` after the backward pass."""
+    import functools
 
+    if device == "cuda":
         import gsplat  # noqa: F401 - fail here, with the import error, rather than mid-training
 
-        return functools.partial(render_gsplat, absgrad=absgrad) if absgrad else render_gsplat
-    from spaceport.train.rasterize_cpu import render
-
-    return render
+        renderer = render_gsplat
+    else:
+        from spaceport.train.rasterize_cpu import render as renderer
+    return functools.partial(renderer, absgrad=True) if absgrad else renderer

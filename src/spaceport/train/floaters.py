@@ -1,7 +1,8 @@
 """Haze and floaters in front of held-out cameras, measured against what structure from motion saw.
 
-A photo is opaque everywhere, so a held-out render should be too: accumulated opacity under 1 is haze, where the
-background shows through half-formed Gaussians. And every SfM point a held-out photo observed lies on a surface
+A surface is opaque, and with the learned sky the background is where nothing stands: a held-out pixel should be
+either nearly opaque or nearly clear. A pixel between the two (``HAZE_BAND``) is haze, where the sky shows through
+half-formed Gaussians. And every SfM point a held-out photo observed lies on a surface
 that photo saw, so nothing should stand well in front of it: where the rendered depth at such a point's pixel is
 much nearer than the point, a floater hangs between the camera and the scene.
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 FLOATER_DEPTH_RATIO = 0.8
 # Pixels rendered at least this opaque have a meaningful expected depth.
 OPAQUE = 0.5
+# Accumulated opacity of a hazy pixel: neither clear sky nor a surface.
+HAZE_BAND = (0.1, 0.9)
 
 
 @dataclass
@@ -34,7 +37,7 @@ class FloaterReport:
 
     Attributes:
         alpha_mean: mean accumulated opacity of the renders (1 for a scene with no see-through haze).
-        hazy_fraction: share of pixels under 0.9 opacity.
+        hazy_fraction: share of pixels whose opacity lies in ``HAZE_BAND`` (half-formed, see-through).
         floater_fraction: share of the observed SfM points with something rendered well in front of them.
         depth_error_median: median of |rendered depth / point depth - 1| at the observed points.
         points: how many observed points were checked.
@@ -90,7 +93,7 @@ def measure_floaters(params: dict[str, torch.Tensor], views: list[CameraView], o
         for view, points in zip(views, observed, strict=True):
             depth, alpha = _render_depth(frozen, view, renderer)
             alphas.append(float(alpha.mean()))
-            hazy.append(float((alpha < 0.9).mean()))
+            hazy.append(float(((alpha > HAZE_BAND[0]) & (alpha < HAZE_BAND[1])).mean()))
             columns, rows, point_depth = _observed_pixels(view, points)
             opaque = alpha[rows, columns] >= OPAQUE
             # A see-through pixel has no surface to compare: count it as nothing in front (haze is counted above).

@@ -34,8 +34,8 @@ class RenderResult:
     Attributes:
         image: (H, W, 3) float32, composited over the background.
         means2d: (N, 2) projected centres in pixels; ``retain_grad()`` is called, so after ``backward()`` its
-            ``.grad`` holds the screen-space gradient used for densification, and its ``.absgrad`` (as gsplat's)
-            the sum over pixels of the absolute per-pixel gradients.
+            ``.grad`` holds the screen-space gradient used for densification, and with ``absgrad`` its
+            ``.absgrad`` (as gsplat's) the sum over pixels of the absolute per-pixel gradients.
         radii: (N,) int32 three-sigma radius in pixels (:func:`screen_radii`), 0 for Gaussians culled, too faint
             to draw, or off-screen.
         alpha: (H, W) accumulated opacity.
@@ -145,7 +145,7 @@ class _Tiles:
     tile: int
     offsets: np.ndarray  # (T+1,) int64
     pair_gid: np.ndarray  # (P,) int32
-    absgrad: torch.Tensor  # (N, 2): filled by the backward pass with the absolute screen-space gradients
+    absgrad: torch.Tensor | None  # (N, 2): filled by the backward pass with the absolute screen-space gradients
 
 
 class _Composite(torch.autograd.Function):
@@ -191,9 +191,11 @@ class _Composite(torch.autograd.Function):
             grad_color.detach().float().contiguous().numpy().reshape(-1, 3),
             grad_alpha.detach().float().contiguous().numpy().reshape(-1),
             pair_grad,
+            tiles.absgrad is not None,
         )
         grads = torch.from_numpy(kernels.sum_pair_gradients(tiles.pair_gid, pair_grad, ctx.count)).to(ctx.dtype)
-        tiles.absgrad.copy_(grads[:, 9:11])
+        if tiles.absgrad is not None:
+            tiles.absgrad.copy_(grads[:, 9:11])
         return grads[:, 0:2], grads[:, 2:5], grads[:, 5], grads[:, 6:9], None
 
 
@@ -208,6 +210,7 @@ def render(
     width: int,
     height: int,
     background: torch.Tensor,
+    absgrad: bool = False,
 ) -> RenderResult:
     """Render Gaussians into one pinhole view, differentiably.
 
@@ -221,6 +224,7 @@ def render(
         K: (3, 3) pixel intrinsics.
         width, height: image size in pixels.
         background: (3,) colour behind the Gaussians.
+        absgrad: also give ``means2d.absgrad`` after ``backward()`` (as gsplat's ``absgrad``).
 
     Returns:
         The image, the screen-space means (gradient retained), the radii and the accumulated opacity.
@@ -236,10 +240,10 @@ def render(
     offsets, pair_gid = kernels.bin_to_tiles(
         order, means2d.detach().float().numpy(), extents.float().numpy(), width, height, TILE_SIZE
     )
-    tiles = _Tiles(width, height, TILE_SIZE, offsets, pair_gid, torch.zeros((len(means), 2), dtype=means2d.dtype))
-    if means2d.requires_grad:
+    tiles = _Tiles(width, height, TILE_SIZE, offsets, pair_gid, None)
+    if absgrad and means2d.requires_grad:
         # Where gsplat puts it (rasterization(absgrad=True)): an attribute of the screen-space means.
-        means2d.absgrad = tiles.absgrad
+        tiles.absgrad = means2d.absgrad = torch.zeros((len(means), 2), dtype=means2d.dtype)
     color, alpha = _Composite.apply(means2d, proj.conics, proj.opacities, colors, tiles)
     image = color + (1.0 - alpha)[..., None] * background.to(color.dtype)
     return RenderResult(image=image, means2d=means2d, radii=radii, alpha=alpha)
