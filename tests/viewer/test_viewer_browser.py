@@ -342,3 +342,38 @@ def test_georeferenced_scene_orbits_about_world_up_with_scale_bar_and_north_arro
         assert abs(turned["view"]["right"][2]) < 1e-6 and abs(pitched["view"]["right"][2]) < 1e-6
         assert pitched["view"]["position"][2] != pytest.approx(turned["view"]["position"][2], abs=1e-3)
         assert viewer.console_errors == []
+
+
+SKY = (0.35, 0.6, 0.95)
+
+
+def test_a_scene_with_its_sky_baked_in_shows_the_sky_and_keeps_the_camera_inside_it(browser, tmp_path: Path) -> None:
+    # GIVEN the sphere inside a baked sky shell of one blue, and a page told that the scene carries its sky
+    import torch
+
+    from spaceport.gaussians import concatenate
+    from spaceport.train.background import SkyModel, bake_sky_shell
+
+    sky = SkyModel(degree=0, learning_rate=0.01, device="cpu")
+    with torch.no_grad():
+        sky.coefficients[0] = (torch.tensor(SKY) - 0.5) / 0.28209479177387814
+    shell = bake_sky_shell(sky, np.zeros(3), radius=40.0, sh_rest=0, count=2048)
+    write_scene_sog(tmp_path, concatenate([sphere_cloud(SPLAT_COUNT, SPHERE_RADIUS), shell]))
+    camera = camera_from_pose(np.eye(3), np.array([0.0, 0.0, CAMERA_DISTANCE]), FOCAL_Y, IMAGE_HEIGHT, CAMERA_DISTANCE)
+    write_viewer(tmp_path, camera, sky_shell=True)
+
+    with _open_viewer(browser, tmp_path) as viewer:
+        # WHEN the page opens
+        opened = viewer.settled_screenshot()
+        sky_pixels = np.abs(opened.astype(np.int16) - np.round(np.array(SKY) * 255)).max(axis=2) < 30
+
+        # THEN the sky fills what the sphere does not cover, not the page's background
+        assert sky_pixels[:20].mean() > 0.95 and sky_pixels.mean() > 0.5
+        sphere = ~sky_pixels
+        # AND WHEN the user zooms far out, the camera stops well inside the shell: the sky stays behind the sphere
+        for _ in range(20):
+            viewer.page.mouse.wheel(0, 3000)
+        zoomed_out = viewer.settled_screenshot()
+        far_sky = np.abs(zoomed_out.astype(np.int16) - np.round(np.array(SKY) * 255)).max(axis=2) < 30
+        assert far_sky[:20].mean() > 0.95 and 0 < (~far_sky).sum() < sphere.sum()
+        assert viewer.console_errors == []

@@ -32,7 +32,8 @@ def test_write_viewer_makes_a_self_contained_folder(tmp_path: Path) -> None:
     assert (tmp_path / "static" / "viewer.js").read_bytes() == (viewer.STATIC_DIR / "viewer.js").read_bytes()
     assert (tmp_path / "static" / ENGINE_FILE).stat().st_size > 1_000_000
     config = _inlined_config(index)
-    assert config == {"scene": "scene.sog", "camera": CAMERA, "background": list(viewer.BACKGROUND), "frame": None}
+    assert config == {"scene": "scene.sog", "camera": CAMERA, "background": list(viewer.BACKGROUND), "frame": None,
+                      "skyShell": False}  # fmt: skip
     # AND the page loads nothing from outside the folder (the package works offline)
     assert not re.search(r"(src|href)=\"(https?:)?//", index.read_text())
     assert "https://" not in (tmp_path / "static" / "viewer.js").read_text()

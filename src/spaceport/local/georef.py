@@ -124,7 +124,9 @@ def _refresh_viewer(out_dir: Path, reconstruction: Any, georef: dict[str, Any]) 
     from spaceport.local.views import oblique_camera
     from spaceport.viewer import write_viewer
 
-    write_viewer(out_dir, oblique_camera(reconstruction), georef)
+    report = out_dir / "report.json"
+    train = json.loads(report.read_text(encoding="utf-8")).get("train", {}) if report.is_file() else {}
+    write_viewer(out_dir, oblique_camera(reconstruction), georef, sky_shell=bool(train.get("sky_shell")))
 
 
 def _update_report(out_dir: Path, georef: dict[str, Any]) -> None:

@@ -361,8 +361,9 @@ def publish_outputs(layout: RunLayout) -> dict[str, str]:
     (out / GEOREF_FILE).unlink(missing_ok=True)  # an earlier `spaceport georef` must not outlive this frame
     if georef is not None:
         shutil.copy2(sfm_dir / GEOREF_FILE, out / GEOREF_FILE)
-    write_viewer(out, start_camera(sfm_dir, georef), georef)
-    background = tuple(verify_manifest(layout.train.model_dir)["background"])
+    train = verify_manifest(layout.train.model_dir)
+    write_viewer(out, start_camera(sfm_dir, georef), georef, sky_shell=bool(train.get("sky_shell")))
+    background = tuple(train["background"])
     write_preview(out / "scene.ply", sfm_dir, out / "preview.png", background)
     names = ("scene.ply", "scene.sog", "sfm/sparse/0", *([GEOREF_FILE] if georef else []), "index.html",
              "preview.png", "report.json")  # fmt: skip

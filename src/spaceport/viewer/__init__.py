@@ -137,7 +137,8 @@ def viewer_frame(georef: dict | None) -> dict | None:
     }
 
 
-def render_index(camera: dict | None, scene_url: str = SCENE_FILE, georef: dict | None = None) -> str:
+def render_index(camera: dict | None, scene_url: str = SCENE_FILE, georef: dict | None = None,
+                 sky_shell: bool = False) -> str:  # fmt: skip
     """The viewer page with its configuration inlined.
 
     Args:
@@ -146,6 +147,8 @@ def render_index(camera: dict | None, scene_url: str = SCENE_FILE, georef: dict 
             +z with -y up).
         scene_url: the scene's URL relative to the page.
         georef: the run's ``georef.json`` content, or None (the scene's frame is SfM's own).
+        sky_shell: the scene carries its sky as a shell of far Gaussians (the train stage's ``sky_shell``): the page
+            keeps the camera well inside it.
 
     Returns:
         The HTML text of ``index.html``.
@@ -158,6 +161,7 @@ def render_index(camera: dict | None, scene_url: str = SCENE_FILE, georef: dict 
         "camera": ViewerCamera.model_validate(camera).model_dump(mode="json") if camera is not None else None,
         "background": list(BACKGROUND),
         "frame": viewer_frame(georef),
+        "skyShell": sky_shell,
     }
     # "</" inside a <script> element would end it early.
     config_json = json.dumps(config).replace("</", "<\\/")
@@ -165,7 +169,7 @@ def render_index(camera: dict | None, scene_url: str = SCENE_FILE, georef: dict 
     return template.replace(_CONFIG_MARKER, config_json)
 
 
-def write_viewer(out_dir: Path, camera: dict | None, georef: dict | None = None) -> Path:
+def write_viewer(out_dir: Path, camera: dict | None, georef: dict | None = None, sky_shell: bool = False) -> Path:
     """Write the viewer page and its static files next to ``out_dir/scene.sog``.
 
     Args:
@@ -174,6 +178,7 @@ def write_viewer(out_dir: Path, camera: dict | None, georef: dict | None = None)
             "fov": vertical_degrees}`` in the scene's frame (see ``camera_from_pose``), or None to frame the
             scene's bounds.
         georef: the run's ``georef.json`` content (z up, metres, north), or None for SfM's own frame.
+        sky_shell: the scene carries its sky as a shell of far Gaussians (see ``render_index``).
 
     Returns:
         The path of the written ``index.html``.
@@ -183,7 +188,7 @@ def write_viewer(out_dir: Path, camera: dict | None, georef: dict | None = None)
         pydantic.ValidationError: the camera is malformed.
     """
     engine = engine_path()
-    page = render_index(camera, georef=georef)
+    page = render_index(camera, georef=georef, sky_shell=sky_shell)
     static_out = out_dir / "static"
     static_out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(engine, static_out / ENGINE_FILE)

@@ -94,7 +94,7 @@ class OrbitController {
 
   zoom(wheelDelta) {
     const scale = Math.exp(wheelDelta * ZOOM_PER_WHEEL_UNIT);
-    const distance = Math.max(this.home.minDistance, this.distance * scale);
+    const distance = pc.math.clamp(this.distance * scale, this.home.minDistance, this.home.maxDistance);
     this.offset.normalize().mulScalar(distance);
     this.apply();
   }
@@ -147,15 +147,25 @@ class OrbitController {
 // With no camera from the run, an upright scene is seen from the south, this far above the horizon.
 const DEFAULT_ELEVATION_DEGREES = 30;
 
+// A scene with its sky baked in is wrapped in a shell of far Gaussians: its bounds are the shell's, and the camera
+// must stay well inside it (from outside, the sky is a ball hiding the scene).
+const SKY_SHELL_MAX_DISTANCE = 0.4;
+const SKY_SHELL_MIN_DISTANCE = 0.005;
+
 /**
  * The initial view: the camera given by the run, or the scene's bounds seen obliquely from above (an upright
  * scene) or along +z (SfM's frame).
  */
-function initialView(camera, aabb, frame) {
+function initialView(camera, aabb, frame, skyShell) {
   const centre = aabb.center;
   const radius = Math.max(aabb.halfExtents.length(), 1e-6);
+  if (camera && skyShell) {
+    const shell = aabb.halfExtents.x;
+    return { ...camera, sceneRadius: radius, minDistance: shell * SKY_SHELL_MIN_DISTANCE,
+      maxDistance: shell * SKY_SHELL_MAX_DISTANCE };
+  }
   if (camera) {
-    return { ...camera, sceneRadius: radius, minDistance: radius * 0.01 };
+    return { ...camera, sceneRadius: radius, minDistance: radius * 0.01, maxDistance: Infinity };
   }
   const fov = 60;
   const distance = (radius / Math.sin((fov / 2) * pc.math.DEG_TO_RAD)) * 1.05;
@@ -168,6 +178,7 @@ function initialView(camera, aabb, frame) {
       fov,
       sceneRadius: radius,
       minDistance: radius * 0.01,
+      maxDistance: Infinity,
     };
   }
   // COLMAP's frame: the first camera looks along +z with its image's up along -y.
@@ -178,6 +189,7 @@ function initialView(camera, aabb, frame) {
     fov,
     sceneRadius: radius,
     minDistance: radius * 0.01,
+    maxDistance: Infinity,
   };
 }
 
@@ -320,7 +332,7 @@ async function main() {
   app.root.addChild(splat);
 
   const frame = config.frame ?? null;
-  const view = initialView(config.camera, asset.resource.aabb, frame);
+  const view = initialView(config.camera, asset.resource.aabb, frame, config.skyShell ?? false);
   camera.camera.fov = view.fov;
   const overlay = frame?.georeferenced ? new MapOverlay(frame, canvas) : null;
   let controller = null;
