@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from spaceport.train.losses import psnr, ssim, training_loss
+from spaceport.train.losses import alpha_entropy, psnr, ssim, training_loss
 
 
 def test_ssim_is_one_for_identical_images_and_drops_with_noise() -> None:
@@ -45,3 +45,18 @@ def test_training_loss_mixes_l1_and_ssim() -> None:
     assert float(l1_only.detach()) == pytest.approx(0.1, abs=1e-5)
     assert float(dssim_only.detach()) == pytest.approx(1.0 - float(ssim(image.detach(), target)), abs=1e-6)
     assert image.grad is not None and math.isfinite(float(image.grad.abs().sum()))
+
+
+def test_alpha_entropy_is_zero_for_clear_and_opaque_pixels_and_pushes_half_ones_apart() -> None:
+    # GIVEN renders that are clear, opaque, and half see-through
+    clear, opaque = torch.zeros((4, 4)), torch.ones((4, 4))
+    hazy = torch.full((4, 4), 0.6, requires_grad=True)
+
+    # WHEN the term is taken and differentiated
+    term = alpha_entropy(hazy)
+    term.backward()
+
+    # THEN it vanishes at both ends, peaks in between, and descending it moves 0.6 towards opaque
+    assert float(alpha_entropy(clear)) < 1e-2 and float(alpha_entropy(opaque)) < 1e-2
+    assert float(term) > 0.6
+    assert float(hazy.grad.sum()) < 0

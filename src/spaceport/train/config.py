@@ -48,6 +48,8 @@ class TrainConfig:
     background: tuple[float, float, float] = (0.0, 0.0, 0.0)
     sky_sh_degree: int = 3
     lr_sky: float = 0.01
+    # Weight of the accumulated opacity's binary entropy (spaceport.train.losses.alpha_entropy); 0: off.
+    alpha_entropy_weight: float = 0.0
     # Near-camera rules (spaceport.train.near_field), at each refinement round: no Gaussian within this fraction of
     # a training camera's scene depth of it (0: off), none in fewer than this many training frustums (0: off).
     near_camera_fraction: float = 0.0

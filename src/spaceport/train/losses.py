@@ -70,3 +70,14 @@ def colour_corrected(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     design = torch.cat([pixels, torch.ones_like(pixels[:, :1])], dim=1)
     solution = torch.linalg.lstsq(design, target.reshape(-1, 3).double()).solution
     return (design @ solution).reshape(image.shape).clamp(0, 1).to(image.dtype)
+
+
+def alpha_entropy(alpha: torch.Tensor) -> torch.Tensor:
+    """Mean binary entropy of a render's accumulated opacity (H, W): 0 where every pixel is clear or opaque.
+
+    Behind a learned sky nothing forces a surface to be opaque where its colour is close to the sky's (hazy far
+    ground, a pale wall): it can stay half see-through, and from another viewpoint show the sky through itself.
+    This pushes each pixel to one side, and the photometric loss picks which.
+    """
+    clamped = alpha.clamp(1e-4, 1.0 - 1e-4)
+    return -(clamped * clamped.log() + (1.0 - clamped) * (1.0 - clamped).log()).mean()

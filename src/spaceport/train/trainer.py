@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from spaceport.train.densify import DensityStats
-from spaceport.train.losses import psnr, ssim, training_loss
+from spaceport.train.losses import alpha_entropy, psnr, ssim, training_loss
 from spaceport.train.model import PARAM_NAMES, sh_colors
 
 if TYPE_CHECKING:
@@ -178,6 +178,8 @@ def train_step(state: TrainState, view: CameraView, ctx: TrainContext) -> tuple[
     image = state.appearance.apply(result.image, view.name) if state.appearance is not None else result.image
     loss = training_loss(image, view.image, config.ssim_lambda)
     photometric = float(loss.detach())
+    if config.alpha_entropy_weight > 0:
+        loss = loss + config.alpha_entropy_weight * alpha_entropy(result.alpha)
     for extra in (ctx.strategy.loss(state.params), depth_loss(state, view, ctx)):
         if extra is not None:
             loss = loss + extra
