@@ -67,7 +67,14 @@ def train_and_score(sfm_dir: Path, overrides: dict[str, str], ply: Path | None,
     from spaceport.gaussians import write_ply
     from spaceport.train.config import apply_overrides, preset_config
     from spaceport.train.stage import exported_cloud
-    from spaceport.train.trainer import active_sh_degree, evaluate, evaluation_background, next_view, train_step
+    from spaceport.train.trainer import (
+        active_sh_degree,
+        evaluate,
+        evaluation_background,
+        held_out_gains,
+        next_view,
+        train_step,
+    )
 
     config = apply_overrides(preset_config("default", "cpu"), overrides)
     scene, ctx, state = cpu_trainer(sfm_dir, config)
@@ -89,7 +96,8 @@ def train_and_score(sfm_dir: Path, overrides: dict[str, str], ply: Path | None,
         if state.iteration % EVALUATE_EVERY == 0 or state.iteration == config.iterations:
             curve.append(score())
     degree = active_sh_degree(config, state.iteration)
-    figures = final_scores(state.params, degree, evaluation_background(state, ctx), scene, sfm_dir, scene_root)
+    gains = held_out_gains(state, scene.train_sources, scene.full_size_test)
+    figures = final_scores(state.params, degree, evaluation_background(state, ctx), scene, sfm_dir, scene_root, gains)
     if ply is not None:
         write_ply(exported_cloud(state, scene, degree)[0], ply)
     return {"curve": curve, "train_seconds": round(elapsed, 1), "strategy": config.strategy,
@@ -97,8 +105,8 @@ def train_and_score(sfm_dir: Path, overrides: dict[str, str], ply: Path | None,
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # fmt: skip
 
 
-def final_scores(params: dict, degree: int, background: Any, scene: Any, sfm_dir: Path,
-                 scene_root: Path | None) -> dict[str, Any]:  # fmt: skip
+def final_scores(params: dict, degree: int, background: Any, scene: Any, sfm_dir: Path, scene_root: Path | None,
+                 gains: dict[str, float] | None = None) -> dict[str, Any]:  # fmt: skip
     """Every score of a trained splat: held-out (training and full size), floaters, sweep and opening view."""
     from spaceport.train.backend import select_renderer
     from spaceport.train.floaters import measure_floaters
@@ -106,8 +114,8 @@ def final_scores(params: dict, degree: int, background: Any, scene: Any, sfm_dir
     from spaceport.train.trainer import evaluate, evaluate_full_size
 
     renderer = select_renderer("cpu")
-    held_out = evaluate(params, degree, scene.test_views, renderer, background)
-    full_size = evaluate_full_size(params, degree, scene.full_size_test, renderer, background)
+    held_out = evaluate(params, degree, scene.test_views, renderer, background, gains)
+    full_size = evaluate_full_size(params, degree, scene.full_size_test, renderer, background, gains)
     floaters = measure_floaters(params, scene.test_views, [s.observed_points for s in scene.full_size_test], renderer)
     view, source = scene.test_views[0], scene.full_size_test[0]
     sweep = score_sweep(params, degree, sfm_dir, scene_root, max(view.width, view.height), renderer, background) \

@@ -68,3 +68,28 @@ def test_colour_correction_forgives_exposure_and_white_balance_but_not_content()
     # THEN the recoloured render scores perfectly once corrected, the other render does not
     assert psnr(colour_corrected(recoloured, photo), photo) > 60.0
     assert psnr(colour_corrected(other, photo), photo) < 20.0
+
+
+def test_held_out_photos_are_scored_with_their_exif_gain_against_the_training_median(tmp_path: Path) -> None:
+    # GIVEN training photos at 1/100 s and a held-out one at 1/50 s, with compensation on
+    import dataclasses
+
+    import numpy as np
+
+    from spaceport.train.config import preset_config
+    from spaceport.train.data import PosedImage
+    from spaceport.train.trainer import held_out_gains, initial_state
+
+    def source(name: str, seconds: float) -> PosedImage:
+        return PosedImage(name, _photo(tmp_path / name, seconds), np.eye(3), np.eye(4), 8, 6, np.zeros((0, 3)))
+
+    train = [source("a.jpg", 0.01), source("b.jpg", 0.01), source("c.jpg", 0.01)]
+    test = [source("t.jpg", 0.02)]
+    config = dataclasses.replace(preset_config("default", "cpu"), appearance=True)
+    state = initial_state(np.zeros((2, 3), np.float32), np.full((2, 3), 0.5, np.float32), config, 1.0, train)
+
+    # THEN the held-out photo, a stop brighter, is scored with the render brightened by 2^(1/2.2); without
+    # compensation nothing is applied
+    assert held_out_gains(state, train, test) == pytest.approx({"t.jpg": 2 ** (1 / 2.2)})
+    state.appearance = None
+    assert held_out_gains(state, train, test) is None

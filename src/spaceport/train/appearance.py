@@ -7,8 +7,9 @@ with ``A_i @ render + b_i``, and the splat learns one canonical look, the look o
 
 ``A_i`` starts as ``g_i I`` with ``g_i`` from EXIF: a photo exposed ``E_i = t_i ISO_i / N_i^2`` (exposure time,
 ISO speed, f-number) records ``E_i / E_median`` times the light of the median photo, linearly, so about that ratio to
-the power 1/2.2 in its gamma-encoded values. Photos without those tags start at 1. Held-out photos are scored
-without any transform; ``Evaluation.cc_psnr`` reports the score once colour is forgiven.
+the power 1/2.2 in its gamma-encoded values. Photos without those tags start at 1. A held-out photo is scored with
+its EXIF gain alone (metadata known before any pixel is compared, never fitted to it); ``Evaluation.cc_psnr``
+reports the score once colour is forgiven entirely.
 """
 
 from __future__ import annotations
@@ -42,14 +43,24 @@ def exposure(path: Path) -> float | None:
     return values[0] * values[1] / values[2] ** 2
 
 
+def median_exposure(paths: list[Path]) -> float | None:
+    """The exposure of the training photos' median photo: the canonical look (None: no photo says)."""
+    known = sorted(value for value in (exposure(path) for path in paths) if value is not None)
+    return known[len(known) // 2] if known else None
+
+
+def exposure_gains(paths: list[Path], reference: float | None) -> list[float]:
+    """Each photo's gain relative to the ``reference`` exposure (1 where EXIF or the reference does not say)."""
+    gains = []
+    for path in paths:
+        value = exposure(path)
+        gains.append(1.0 if value is None or reference is None else (value / reference) ** (1.0 / DISPLAY_GAMMA))
+    return gains
+
+
 def initial_gains(paths: list[Path]) -> list[float]:
-    """Each photo's starting gain relative to the photo of median exposure (1 where EXIF does not say)."""
-    exposures = [exposure(path) for path in paths]
-    known = sorted(value for value in exposures if value is not None)
-    if not known:
-        return [1.0] * len(paths)
-    median = known[len(known) // 2]
-    return [1.0 if value is None else (value / median) ** (1.0 / DISPLAY_GAMMA) for value in exposures]
+    """Each training photo's starting gain relative to the photo of median exposure."""
+    return exposure_gains(paths, median_exposure(paths))
 
 
 class Appearance:

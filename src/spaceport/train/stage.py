@@ -155,14 +155,15 @@ def exported_cloud(state: TrainState, scene: SceneData, degree: int) -> tuple[Ga
 def _score_held_out(state: TrainState, scene: SceneData, ctx: TrainContext, degree: int) -> dict[str, Any]:
     """Held-out PSNR / SSIM at the training resolution and at the photos' full size, and haze and floaters."""
     from spaceport.train.floaters import measure_floaters
-    from spaceport.train.trainer import evaluate, evaluate_full_size, evaluation_background
+    from spaceport.train.trainer import evaluate, evaluate_full_size, evaluation_background, held_out_gains
 
     background = evaluation_background(state, ctx)
-    evaluation = evaluate(state.params, degree, scene.test_views, ctx.renderer, background)
+    gains = held_out_gains(state, scene.train_sources, scene.full_size_test)
+    evaluation = evaluate(state.params, degree, scene.test_views, ctx.renderer, background, gains)
     full_size = evaluation
     scores: dict[str, Any] = {}
     if _full_size_differs(scene):
-        full_size = evaluate_full_size(state.params, degree, scene.full_size_test, ctx.renderer, background)
+        full_size = evaluate_full_size(state.params, degree, scene.full_size_test, ctx.renderer, background, gains)
         scores["psnr_test_full_size_ceiling"] = round(upscaling_ceiling(scene), 3)
     observed = [source.observed_points for source in scene.full_size_test]
     floaters = measure_floaters(state.params, scene.test_views, observed, ctx.renderer)

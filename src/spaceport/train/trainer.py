@@ -91,6 +91,18 @@ def initial_state(points: np.ndarray, colors: np.ndarray, config: TrainConfig, e
                       appearance=new_appearance(config, sources or []))  # fmt: skip
 
 
+def held_out_gains(state: TrainState, train_sources: list[PosedImage],
+                   test_sources: list[PosedImage]) -> dict[str, float] | None:  # fmt: skip
+    """The held-out photos' EXIF gains against the training photos' median exposure, when compensation is on."""
+    from spaceport.train.appearance import exposure_gains, median_exposure
+
+    if state.appearance is None:
+        return None
+    reference = median_exposure([source.path for source in train_sources])
+    gains = exposure_gains([source.path for source in test_sources], reference)
+    return {source.name: gain for source, gain in zip(test_sources, gains, strict=True)}
+
+
 def new_appearance(config: TrainConfig, sources: list[PosedImage]) -> Appearance | None:
     """The training photos' colour transforms, started from their EXIF exposure, when ``appearance`` is on."""
     from spaceport.train.appearance import Appearance, initial_gains
@@ -247,8 +259,9 @@ class Evaluation:
 
 
 def evaluate(params: dict[str, torch.Tensor], degree: int, views: list[CameraView], renderer: Renderer,
-             background: SkyModel | FixedBackground) -> Evaluation:  # fmt: skip
-    """PSNR and SSIM over ``views``, rendered at their own resolution over ``background``."""
+             background: SkyModel | FixedBackground, gains: dict[str, float] | None = None) -> Evaluation:  # fmt: skip
+    """PSNR and SSIM over ``views``, rendered at their own resolution over ``background``, each render times its
+    photo's exposure gain in ``gains`` where given (see :mod:`spaceport.train.appearance`)."""
     import torch
 
     from spaceport.train.losses import colour_corrected
@@ -257,7 +270,8 @@ def evaluate(params: dict[str, torch.Tensor], degree: int, views: list[CameraVie
     with torch.no_grad():
         frozen = {name: value.detach() for name, value in params.items()}
         for view in views:
-            image = render_view(frozen, view, degree, renderer, background.behind(view)).image.clamp(0, 1)
+            image = render_view(frozen, view, degree, renderer, background.behind(view)).image
+            image = (image * (gains or {}).get(view.name, 1.0)).clamp(0, 1)
             scores[view.name] = psnr(image, view.image)
             corrected.append(psnr(colour_corrected(image, view.image), view.image))
             structures.append(float(ssim(image, view.image)))
@@ -266,12 +280,14 @@ def evaluate(params: dict[str, torch.Tensor], degree: int, views: list[CameraVie
 
 
 def evaluate_full_size(params: dict[str, torch.Tensor], degree: int, sources: list[PosedImage], renderer: Renderer,
-                       background: SkyModel | FixedBackground) -> Evaluation:  # fmt: skip
+                       background: SkyModel | FixedBackground,
+                       gains: dict[str, float] | None = None) -> Evaluation:  # fmt: skip
     """``evaluate`` on the held-out photos at their full size, loading one at a time to bound memory."""
     from spaceport.train.data import load_view
 
     device = params["means"].device.type
-    results = [evaluate(params, degree, [load_view(source, 0, device)], renderer, background) for source in sources]
+    results = [evaluate(params, degree, [load_view(source, 0, device)], renderer, background, gains)
+               for source in sources]  # fmt: skip
     count = max(len(results), 1)
     per_view = {name: value for result in results for name, value in result.per_view.items()}
     return Evaluation(sum(r.psnr for r in results) / count, sum(r.ssim for r in results) / count, per_view,
