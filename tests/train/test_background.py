@@ -14,6 +14,7 @@ from spaceport.train.background import (
     bake_sky_shell,
     composite,
     fibonacci_directions,
+    inside_shell,
     ray_directions,
     shell_radius,
 )
@@ -117,13 +118,19 @@ def test_the_baked_shell_shows_the_sky_model_opaque_from_inside() -> None:
     assert len(shell) == 4096 and shell.sh_degree == 1
 
 
-def test_the_shell_lies_well_beyond_every_gaussian_and_camera() -> None:
-    # GIVEN Gaussians up to 5 units out and cameras 2 units out
-    means = np.array([[5.0, 0, 0], [0, 1, 0]])
+def test_the_shell_lies_well_beyond_nearly_every_gaussian_and_the_cameras_and_ignores_a_stray_one() -> None:
+    # GIVEN 199 Gaussians up to 5 units out, one stray 1000 units out, and cameras 2 units out
+    means = np.concatenate([np.linspace([0.0, 0, 0], [5.0, 0, 0], 199), [[1000.0, 0, 0]]])
 
-    # THEN the shell radius is ten times the larger of the two
-    assert shell_radius(means, np.zeros(3), extent=2.0) == pytest.approx(50.0)
-    assert shell_radius(means[1:], np.zeros(3), extent=2.0) == pytest.approx(20.0)
+    # WHEN the shell is placed
+    radius = shell_radius(means, np.zeros(3), extent=2.0)
+
+    # THEN it lies ten times beyond the 99th percentile of the distances, not the stray's, and the stray alone is
+    # outside it; with only the near Gaussians, the cameras' extent sets it
+    assert radius == pytest.approx(10 * np.percentile(np.linalg.norm(means, axis=1), 99))
+    assert 49.0 < radius < 100.0
+    assert inside_shell(means, np.zeros(3), radius).tolist() == [True] * 199 + [False]
+    assert shell_radius(means[:2], np.zeros(3), extent=2.0) == pytest.approx(20.0)
 
 
 def test_fibonacci_directions_cover_the_sphere_evenly() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -113,8 +114,11 @@ def test_resume_matches_an_uninterrupted_run(tmp_path: Path, synthetic_sfm: Path
     # THEN both end with the same Gaussians (optimiser state, statistics and random streams all restored), the
     # sky shell's colours included
     a, b = read_ply(tmp_path / "a" / "model" / "scene.ply"), read_ply(paths.model_dir / "scene.ply")
-    shell = (resumed["sky_shell"] or {}).get("gaussians", 0)
-    assert len(a) == len(b) == straight["num_gaussians"] + shell == resumed["num_gaussians"] + shell
+    shell = resumed["sky_shell"] or {"first": resumed["num_gaussians"], "gaussians": 0}
+    assert (
+        len(a) == len(b) == shell["first"] + shell["gaussians"]
+        and straight["num_gaussians"] == resumed["num_gaussians"]
+    )
     assert abs(a.means - b.means).max() < 1e-4 and abs(a.sh0 - b.sh0).max() < 1e-4
     assert abs(a.opacities - b.opacities).max() < 1e-4
 
@@ -168,8 +172,11 @@ def test_the_learned_sky_is_baked_into_the_exported_scene(tmp_path: Path) -> Non
     # held-out cameras it scores as the model did (the sky is in the file, not in a viewer's background)
     cloud = read_ply(tmp_path / "model" / "scene.ply")
     shell = manifest["sky_shell"]
-    assert shell["first"] == manifest["num_gaussians"] and len(cloud) == shell["first"] + shell["gaussians"]
-    assert shell["radius"] > 10 * abs(cloud.means[: shell["first"]]).max()
+    assert shell["first"] + shell["beyond_shell_dropped"] == manifest["num_gaussians"]
+    assert len(cloud) == shell["first"] + shell["gaussians"]
+    centre = np.array(shell["centre"])
+    assert np.linalg.norm(cloud.means[: shell["first"]] - centre, axis=1).max() < 0.9 * shell["radius"]
+    assert np.allclose(np.linalg.norm(cloud.means[shell["first"] :] - centre, axis=1), shell["radius"], rtol=1e-4)
     views = load_scene(sfm, 0, "cpu").test_views
     scores = [psnr(torch.from_numpy(render_cloud_view(tmp_path / "model" / "scene.ply", view, (0, 0, 0)) / 255.0),
                    view.image) for view in views]  # fmt: skip

@@ -32,9 +32,14 @@ if TYPE_CHECKING:
 # Shell of the exported sky: Fibonacci-sphere points, this many; at 4096 neighbours are 3.2 degrees apart, finer
 # than anything a degree-3 sky holds.
 SHELL_GAUSSIANS = 4096
-# The shell lies this many times farther than the farthest trained Gaussian (or the camera extent): from anywhere
-# a viewer orbits, the sky's directions are then within a few degrees of those it was trained on.
+# The shell lies this many times farther than nearly every trained Gaussian (SHELL_REACH_PERCENTILE of their
+# distances) or the camera extent: from anywhere a viewer orbits, the sky's directions are then within a few degrees
+# of those it was trained on. A percentile, not the farthest: one stray Gaussian a thousand units out would push
+# the shell, and the viewer's zoom limits with it, out of all proportion; the few beyond the shell are not exported.
 SHELL_DISTANCE_FACTOR = 10.0
+SHELL_REACH_PERCENTILE = 99.0
+# Exported Gaussians must lie inside this share of the shell's radius (nearer ones would poke through it).
+SHELL_CLEARANCE = 0.9
 # Tangential standard deviation over neighbour spacing: neighbours overlap enough that no ray slips through.
 SHELL_SIGMA_PER_SPACING = 0.8
 # The discs are this much thinner along the ray than across it.
@@ -148,9 +153,14 @@ def _quaternions_turning_z_to(directions: np.ndarray) -> np.ndarray:
 
 
 def shell_radius(means: np.ndarray, centre: np.ndarray, extent: float) -> float:
-    """How far the shell lies from ``centre``: beyond every trained Gaussian and the cameras, by a wide margin."""
-    farthest = float(np.linalg.norm(means - centre, axis=1).max()) if len(means) else 0.0
-    return SHELL_DISTANCE_FACTOR * max(farthest, extent)
+    """How far the shell lies from ``centre``: beyond nearly every trained Gaussian and the cameras, by far."""
+    reach = float(np.percentile(np.linalg.norm(means - centre, axis=1), SHELL_REACH_PERCENTILE)) if len(means) else 0.0
+    return SHELL_DISTANCE_FACTOR * max(reach, extent)
+
+
+def inside_shell(means: np.ndarray, centre: np.ndarray, radius: float) -> np.ndarray:
+    """(N,) the Gaussians that stay clear inside a shell of ``radius`` (the rest are not exported with it)."""
+    return np.linalg.norm(means - centre, axis=1) < SHELL_CLEARANCE * radius
 
 
 def bake_sky_shell(sky: SkyModel, centre: np.ndarray, radius: float, sh_rest: int,

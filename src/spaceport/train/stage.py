@@ -138,7 +138,7 @@ def exported_cloud(state: TrainState, scene: SceneData, degree: int) -> tuple[Ga
     import numpy as np
 
     from spaceport.gaussians import concatenate
-    from spaceport.train.background import bake_sky_shell, shell_radius
+    from spaceport.train.background import bake_sky_shell, inside_shell, shell_radius
     from spaceport.train.model import to_cloud
 
     cloud = to_cloud(state.params, degree)
@@ -146,10 +146,13 @@ def exported_cloud(state: TrainState, scene: SceneData, degree: int) -> tuple[Ga
         return cloud, None
     centre = np.mean([view.camera_center.cpu().numpy() for view in scene.train_views], axis=0).astype(np.float64)
     radius = shell_radius(cloud.means, centre, scene.extent)
+    inside = inside_shell(cloud.means, centre, radius)
+    kept = cloud.subset(np.flatnonzero(inside))
     shell = bake_sky_shell(state.sky, centre, radius, cloud.shN.shape[1])
-    description = {"gaussians": len(shell), "first": len(cloud), "centre": [round(float(v), 6) for v in centre],
-                   "radius": round(radius, 6), "sh_degree": state.sky.degree}  # fmt: skip
-    return concatenate([cloud, shell]), description
+    description = {"gaussians": len(shell), "first": len(kept), "centre": [round(float(v), 6) for v in centre],
+                   "radius": round(radius, 6), "sh_degree": state.sky.degree,
+                   "beyond_shell_dropped": int((~inside).sum())}  # fmt: skip
+    return concatenate([kept, shell]), description
 
 
 def _score_held_out(state: TrainState, scene: SceneData, ctx: TrainContext, degree: int) -> dict[str, Any]:
