@@ -159,6 +159,31 @@ def check_request(service: str, operation: str, params: dict[str, Any]) -> None:
         raise AssertionError(f"{service}.{operation}: {report.generate_report()}")
 
 
+def aws_error(code: str, operation: str, message: str = "injected") -> ClientError:
+    """The error botocore raises when AWS answers ``operation`` with ``code``."""
+    return ClientError({"Error": {"Code": code, "Message": message}}, operation)
+
+
+def intercept(monkeypatch: Any, service: str, operation: str, answer: Any) -> None:
+    """Route every ``operation`` call our code makes on its ``service`` client through ``answer(call, **kwargs)``,
+    ``call`` being the real operation: the test decides, call by call, what AWS answers (raise ``aws_error`` for a
+    refusal). The client's other operations are untouched."""
+    from spaceport.cloud import aws
+
+    wrapped = aws.client
+
+    class Intercepted:
+        def __init__(self, real: Any) -> None:
+            self._real = real
+
+        def __getattr__(self, name: str) -> Any:
+            if name == operation:
+                return lambda **kwargs: answer(getattr(self._real, name), **kwargs)
+            return getattr(self._real, name)
+
+    monkeypatch.setattr(aws, "client", lambda name: Intercepted(wrapped(name)) if name == service else wrapped(name))
+
+
 def rule_pattern(function_logical_id: str, event_name: str) -> dict[str, Any]:
     """The EventBridge pattern of a function's rule, with the bucket name filled in."""
     pattern = load_template()["Resources"][function_logical_id]["Properties"]["Events"][event_name]["Properties"]

@@ -156,32 +156,15 @@ def test_a_cuda_out_of_memory_failure_is_not_retried_and_says_what_to_change(wor
 
 def fail_once(monkeypatch, service: str, operation: str, code: str) -> list[dict[str, Any]]:
     """Make the next ``operation`` call of ``service`` fail with ``code``; returns the calls seen, as kwargs."""
-    from spaceport.cloud import aws
-
     calls: list[dict[str, Any]] = []
-    wrapped_client = aws.client
 
-    def client(name: str):
-        real = wrapped_client(name)
-        if name != service:
-            return real
+    def answer(call, **kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise harness.aws_error(code, operation)
+        return call(**kwargs)
 
-        class FailOnce:
-            def __getattr__(self, attribute):
-                if attribute != operation:
-                    return getattr(real, attribute)
-
-                def call(**kwargs):
-                    calls.append(kwargs)
-                    if len(calls) == 1:
-                        raise ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
-                    return getattr(real, operation)(**kwargs)
-
-                return call
-
-        return FailOnce()
-
-    monkeypatch.setattr(aws, "client", client)
+    harness.intercept(monkeypatch, service, operation, answer)
     return calls
 
 
@@ -337,27 +320,13 @@ def test_cancel_stops_the_execution_and_the_sagemaker_job(world, monkeypatch):
 
 def spy_on_stop_execution(monkeypatch) -> list[str]:
     """Record every StopExecution our code sends (moto's stop is cooperative, so its effect can lag)."""
-    from spaceport.cloud import aws
-
     requests: list[str] = []
-    wrapped_client = aws.client
 
-    def client(service: str):
-        real = wrapped_client(service)
-        if service != "stepfunctions":
-            return real
+    def answer(call, **kwargs):
+        requests.append(kwargs["executionArn"])
+        return call(**kwargs)
 
-        class StopRecorder:
-            def __getattr__(self, name):
-                return getattr(real, name)
-
-            def stop_execution(self, **kwargs):
-                requests.append(kwargs["executionArn"])
-                return real.stop_execution(**kwargs)
-
-        return StopRecorder()
-
-    monkeypatch.setattr(aws, "client", client)
+    harness.intercept(monkeypatch, "stepfunctions", "stop_execution", answer)
     return requests
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 
 from . import harness
 from .conftest import photo_zip
@@ -133,33 +132,19 @@ def every(count: int, matches=lambda params: True):
 def throttle_grant_sends(monkeypatch, picked: set[int]) -> list[str]:
     """Step Functions throttles the grants' SendTaskSuccess calls numbered in ``picked`` (1 is the first grant sent);
     returns the tokens of the grants throttled."""
-    from spaceport.cloud import aws
+    lock, grants, throttled = threading.Lock(), [0], []
 
-    wrapped_client, lock, grants, throttled = aws.client, threading.Lock(), [0], []
+    def answer(call, taskToken: str, output: str):
+        if "granted_at" in output:
+            with lock:
+                grants[0] += 1
+                number = grants[0]
+            if number in picked:
+                throttled.append(taskToken)
+                raise harness.aws_error("ThrottlingException", "SendTaskSuccess")
+        return call(taskToken=taskToken, output=output)
 
-    def client(service: str):
-        real = wrapped_client(service)
-        if service != "stepfunctions":
-            return real
-
-        class Throttling:
-            def __getattr__(self, name):
-                return getattr(real, name)
-
-            def send_task_success(self, taskToken: str, output: str):
-                if "granted_at" in output:
-                    with lock:
-                        grants[0] += 1
-                        number = grants[0]
-                    if number in picked:
-                        throttled.append(taskToken)
-                        error = {"Code": "ThrottlingException", "Message": "injected"}
-                        raise ClientError({"Error": error}, "SendTaskSuccess")
-                return real.send_task_success(taskToken=taskToken, output=output)
-
-        return Throttling()
-
-    monkeypatch.setattr(aws, "client", client)
+    harness.intercept(monkeypatch, "stepfunctions", "send_task_success", answer)
     return throttled
 
 
@@ -477,31 +462,17 @@ def hold_slot(stage: str, job_id: str, execution: str) -> None:
 def test_a_failed_lookup_of_one_execution_does_not_stop_the_sweep(world, monkeypatch):
     # GIVEN an sfm slot held by an execution whose DescribeExecution Step Functions keeps throttling (beyond the
     # SDK's retries), and a train slot held by an execution that no longer exists
-    from spaceport.cloud import aws
 
     prefix = f"arn:aws:states:{REGION}:{harness.ACCOUNT}:execution:spaceport-pipeline:"
     hold_slot("sfm", "job-unknowable", prefix + "job-unknowable")
     hold_slot("train", "job-gone", prefix + "job-gone")
-    wrapped_client = aws.client
 
-    def client(service: str):
-        real = wrapped_client(service)
-        if service != "stepfunctions":
-            return real
+    def answer(call, executionArn: str):
+        if executionArn.endswith("job-unknowable"):
+            raise harness.aws_error("ThrottlingException", "DescribeExecution", "Rate exceeded")
+        return call(executionArn=executionArn)
 
-        class ThrottledLookups:
-            def __getattr__(self, name):
-                return getattr(real, name)
-
-            def describe_execution(self, executionArn: str):
-                if executionArn.endswith("job-unknowable"):
-                    error = {"Code": "ThrottlingException", "Message": "Rate exceeded"}
-                    raise ClientError({"Error": error}, "DescribeExecution")
-                return real.describe_execution(executionArn=executionArn)
-
-        return ThrottledLookups()
-
-    monkeypatch.setattr(aws, "client", client)
+    harness.intercept(monkeypatch, "stepfunctions", "describe_execution", answer)
     # WHEN the sweeper runs
     swept = world.handlers["sweep_slots"].lambda_handler(
         harness.load_event("sweep_slots_scheduled.json"), harness.FakeContext()
@@ -591,31 +562,20 @@ def test_a_retried_wait_whose_grant_is_throttled_is_resumed_by_the_sweeper_with_
     # GIVEN a job granted its sfm slot by its wait, whose invoke then fails (a Lambda service error after the
     # function ran), so that the retried wait, with a new token, finds the slot already its own; and Step Functions
     # throttling the SendTaskSuccess of that new token
-    from spaceport.cloud import aws, slots
+    from spaceport.cloud import slots
 
     world.push_images()
     world.errors_after_handler["wait_for_slot"].append("ServiceException")
     monkeypatch.setattr(slots, "RESEND_AFTER_S", 0)
-    wrapped_client, sends = aws.client, []
+    sends: list[str] = []
 
-    def client(service: str):
-        real = wrapped_client(service)
-        if service != "stepfunctions":
-            return real
+    def answer(call, **kwargs):
+        sends.append(kwargs["taskToken"])
+        if len(sends) == 2:
+            raise harness.aws_error("ThrottlingException", "SendTaskSuccess")
+        return call(**kwargs)
 
-        class SecondSendThrottled:
-            def __getattr__(self, name):
-                return getattr(real, name)
-
-            def send_task_success(self, **kwargs):
-                sends.append(kwargs["taskToken"])
-                if len(sends) == 2:
-                    raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "injected"}}, "SendTask")
-                return real.send_task_success(**kwargs)
-
-        return SecondSendThrottled()
-
-    monkeypatch.setattr(aws, "client", client)
+    harness.intercept(monkeypatch, "stepfunctions", "send_task_success", answer)
     started = upload_zip(world, "job-retried-wait")
     wait_for(world, lambda: len(sends) >= 2, "the retried wait's send")
     results = [payload for name, payload in world.invocations if name == "wait_for_slot"]
@@ -672,7 +632,6 @@ def test_a_job_waiting_for_a_larger_instances_quota_pauses_only_the_jobs_planned
 
 def test_a_job_that_joins_the_queue_while_a_grant_is_under_way_is_not_skipped(world, monkeypatch):
     # GIVEN one free train slot and tickets 4 and 6 waiting for it; Step Functions accepting every grant's token
-    from spaceport.cloud import aws
     from spaceport.cloud.jobs import JobsTable
     from spaceport.cloud.models import Stage
     from spaceport.cloud.settings import slot_settings
@@ -691,23 +650,9 @@ def test_a_job_that_joins_the_queue_while_a_grant_is_under_way_is_not_skipped(wo
     table.enqueue(waiter(4))
     table.enqueue(waiter(6))
     sent: list[str] = []
-    wrapped_client = aws.client
-
-    def client(service: str):
-        real = wrapped_client(service)
-        if service != "stepfunctions":
-            return real
-
-        class AcceptingEveryToken:
-            def __getattr__(self, name):
-                return getattr(real, name)
-
-            def send_task_success(self, taskToken: str, output: str):
-                sent.append(taskToken)
-
-        return AcceptingEveryToken()
-
-    monkeypatch.setattr(aws, "client", client)
+    harness.intercept(
+        monkeypatch, "stepfunctions", "send_task_success", lambda call, **kwargs: sent.append(kwargs["taskToken"])
+    )
     # WHEN ticket 1 joins the queue just after a grant has read the queue, before the grant is written (its wait
     # ran a moment later than the grant's caller)
     read_queue, joined = SlotTable.waiting, []

@@ -12,7 +12,6 @@ from typing import Any
 import boto3
 import pytest
 from benchmarks.common import FolderPeak
-from botocore.exceptions import ClientError
 
 from spaceport.validation import validate_path
 
@@ -241,28 +240,15 @@ def test_a_failed_read_from_s3_is_retried_not_a_rejected_upload(world, tmp_path,
     folder = tmp_path / "capture"
     photos(folder, 4)
     upload_zip("job-s3-error", zip_folder(folder, tmp_path / "capture.zip"))
-    from spaceport.cloud import aws
+    reads: list[dict[str, Any]] = []
 
-    wrapped_client, reads = aws.client, []
+    def answer(call, **kwargs):
+        reads.append(kwargs)
+        if len(reads) == failing_read:
+            raise harness.aws_error("InternalError", "GetObject", "try again")
+        return call(**kwargs)
 
-    def client(service: str):
-        real = wrapped_client(service)
-        if service != "s3":
-            return real
-
-        class FlakyS3:
-            def __getattr__(self, name):
-                return getattr(real, name)
-
-            def get_object(self, **kwargs):
-                reads.append(kwargs)
-                if len(reads) == failing_read:
-                    raise ClientError({"Error": {"Code": "InternalError", "Message": "try again"}}, "GetObject")
-                return real.get_object(**kwargs)
-
-        return FlakyS3()
-
-    monkeypatch.setattr(aws, "client", client)
+    harness.intercept(monkeypatch, "s3", "get_object", answer)
     # WHEN the validate Lambda runs
     from spaceport.cloud.validate import InputRejectedError
 
