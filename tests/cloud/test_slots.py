@@ -461,11 +461,12 @@ def hold_slot(stage: str, job_id: str, execution: str) -> None:
 
 def test_a_failed_lookup_of_one_execution_does_not_stop_the_sweep(world, monkeypatch):
     # GIVEN an sfm slot held by an execution whose DescribeExecution Step Functions keeps throttling (beyond the
-    # SDK's retries), and a train slot held by an execution that no longer exists
-
+    # SDK's retries), a train slot held by an execution that no longer exists but whose release DynamoDB keeps
+    # cancelling (conflicts), and a compress slot held by another execution that no longer exists
     prefix = f"arn:aws:states:{REGION}:{harness.ACCOUNT}:execution:spaceport-pipeline:"
     hold_slot("sfm", "job-unknowable", prefix + "job-unknowable")
-    hold_slot("train", "job-gone", prefix + "job-gone")
+    hold_slot("train", "job-busy", prefix + "job-busy")
+    hold_slot("compress", "job-gone", prefix + "job-gone")
 
     def answer(call, executionArn: str):
         if executionArn.endswith("job-unknowable"):
@@ -473,13 +474,16 @@ def test_a_failed_lookup_of_one_execution_does_not_stop_the_sweep(world, monkeyp
         return call(executionArn=executionArn)
 
     harness.intercept(monkeypatch, "stepfunctions", "describe_execution", answer)
+    world.dynamo_faults.add("TransactWriteItems", releasing("train"), "conflict", times=5)
     # WHEN the sweeper runs
     swept = world.handlers["sweep_slots"].lambda_handler(
         harness.load_event("sweep_slots_scheduled.json"), harness.FakeContext()
     )
-    # THEN it went on past the sfm holder it could not look up (keeping its slot) and reclaimed the train slot
-    assert swept["reclaimed"] == [{"stage": "train", "job_id": "job-gone"}]
-    assert slots_in_use() == {"sfm/count": 1, "sfm/holder#job-unknowable": "job-unknowable"}
+    # THEN it went on past the sfm holder it could not look up and the train slot it could not release (both kept
+    # for the next sweep), and reclaimed the compress slot
+    assert swept["reclaimed"] == [{"stage": "compress", "job_id": "job-gone"}]
+    assert slots_in_use() == {"sfm/count": 1, "sfm/holder#job-unknowable": "job-unknowable",
+                              "train/count": 1, "train/holder#job-busy": "job-busy"}  # fmt: skip
 
 
 def test_a_release_that_keeps_conflicting_is_retried_by_the_state_machine_not_a_failed_job(world):

@@ -244,10 +244,11 @@ def sweep(settings: SlotSettings) -> dict[str, Any]:
 
 @contextmanager
 def _on_failure_go_on(what: str, stage: Stage, job_id: str | None = None) -> Iterator[None]:
-    """Log a failure of AWS (throttled, unreachable) while the sweeper looks after ``what``, and carry on."""
+    """Log a failure of AWS (throttled, unreachable, a transaction it keeps cancelling) while the sweeper looks after
+    ``what``, and carry on."""
     try:
         yield
-    except (ClientError, BotoCoreError, JobNotFoundError) as error:
+    except (ClientError, BotoCoreError, SlotTableBusyError, JobNotFoundError) as error:
         logger.warning("sweep: left for the next sweep", extra={"what": what, "stage": stage.value,
                                                                 "job_id": job_id, "error": str(error)})  # fmt: skip
 
