@@ -198,3 +198,30 @@ def test_absgrad_sums_each_pixels_pull_on_a_mean_without_letting_opposite_pulls_
     assert torch.allclose(result.means2d.absgrad.double(), expected, rtol=1e-3, atol=1e-5)
     assert (result.means2d.absgrad >= result.means2d.grad.abs() - 1e-6).all()
     assert float((result.means2d.absgrad - result.means2d.grad.abs()).max()) > 1e-4
+
+
+def test_a_long_needle_seen_along_a_diagonal_keeps_a_positive_footprint_and_finite_gradients():
+    # GIVEN the Gaussian that went NaN in a drone run: 61 units long, 4 mm thin, very opaque, seen from 2 units away
+    # along a direction where float32 lost its 2D covariance's determinant to cancellation (it came out negative)
+    rotation = torch.tensor([[-0.770761, -0.635861, -0.040111], [0.634167, -0.759602, -0.14435],
+                             [0.061318, -0.136696, 0.988713]])  # fmt: skip
+    viewmat = torch.eye(4)
+    viewmat[:3, :3] = rotation
+    in_camera = torch.tensor([0.1905, 0.0984, 2.0817])
+    inputs = {"means": (rotation.T @ in_camera)[None], "quats": torch.tensor([[1.09004, 0.03126, -0.018329, 0.140986]]),
+              "log_scales": torch.tensor([[-5.43957, 4.11453, 0.49928]]), "opacity_logits": torch.tensor([11.42]),
+              "colors": torch.tensor([[0.6, 0.5, 0.4]])}  # fmt: skip
+    inputs = {key: value.requires_grad_(True) for key, value in inputs.items()}
+    K = torch.tensor([[400.0, 0.0, 240.0], [0.0, 400.0, 180.0], [0.0, 0.0, 1.0]])
+
+    # WHEN projected, rendered and backpropagated
+    projection = rasterize_cpu._project(inputs["means"], inputs["quats"], inputs["log_scales"], inputs["opacity_logits"],
+                                        viewmat, K, 480, 360)  # fmt: skip
+    result = render(**inputs, viewmat=viewmat, K=K, width=480, height=360, background=torch.zeros(3))
+    (result.image.sum() + result.alpha.sum()).backward()
+
+    # THEN its footprint has positive axes (the conic's diagonal), the render is finite, and so is every gradient
+    a, _, c = projection.conics[0].detach().tolist()
+    assert a > 0 and c > 0
+    assert torch.isfinite(result.image).all() and torch.isfinite(result.alpha).all()
+    assert all(torch.isfinite(value.grad).all() for value in inputs.values())
