@@ -69,7 +69,9 @@ class GaussianCloud:
             if value.shape != shape:
                 raise ValueError(f"{name} has shape {value.shape}, expected {shape}")
             setattr(self, name, value)
-        self.shN = np.asarray(self.shN, dtype=np.float32).reshape(count, -1, 3)
+        shn = np.asarray(self.shN, dtype=np.float32)
+        # An empty cloud keeps its SH width (reshape cannot infer it from zero elements).
+        self.shN = shn.reshape(count, shn.shape[1] if shn.ndim == 3 else -1, 3)
         sh_degree_for_coefficients(self.shN.shape[1])
 
     def __len__(self) -> int:

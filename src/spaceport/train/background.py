@@ -154,7 +154,9 @@ def _quaternions_turning_z_to(directions: np.ndarray) -> np.ndarray:
 
 def shell_radius(means: np.ndarray, centre: np.ndarray, extent: float) -> float:
     """How far the shell lies from ``centre``: beyond nearly every trained Gaussian and the cameras, by far."""
-    reach = float(np.percentile(np.linalg.norm(means - centre, axis=1), SHELL_REACH_PERCENTILE)) if len(means) else 0.0
+    distances = np.linalg.norm(means - centre, axis=1)
+    distances = distances[np.isfinite(distances)]
+    reach = float(np.percentile(distances, SHELL_REACH_PERCENTILE)) if len(distances) else 0.0
     return SHELL_DISTANCE_FACTOR * max(reach, extent)
 
 
