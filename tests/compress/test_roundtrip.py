@@ -142,3 +142,32 @@ def test_unbundled_meta_json_decodes_like_the_bundle(
     meta = json.loads((tmp_path / "sog" / "meta.json").read_text())
     named = [name for key in ("means", "scales", "quats", "sh0", "shN") for name in meta[key]["files"]]
     assert sorted(named) == sorted(p.name for p in (tmp_path / "sog").glob("*.webp"))
+
+
+def test_a_scene_with_its_sky_shell_round_trips_through_splat_transform(
+    tmp_path: Path, encode_to: Callable[..., Encoded], splat_transform_decode: Callable[..., GaussianCloud]
+) -> None:
+    # GIVEN a trained-looking cloud with its sky baked behind it as a shell 40 times farther out
+    import torch
+
+    from spaceport.gaussians import concatenate
+    from spaceport.train.background import SkyModel, bake_sky_shell
+
+    scene = synthetic_cloud(700, 1, seed=5)
+    sky = SkyModel(degree=2, learning_rate=0.01, device="cpu")
+    with torch.no_grad():
+        sky.coefficients[0] = torch.tensor([0.5, 0.8, 1.2])
+        sky.coefficients[2] = torch.tensor([0.3, 0.2, 0.1])
+    radius = 40 * float(np.abs(scene.means).max())
+    cloud = concatenate([scene, bake_sky_shell(sky, np.zeros(3), radius, sh_rest=3)])
+
+    # WHEN our encoder writes it and splat-transform reads it back
+    encoded = encode_to(cloud, tmp_path / "sky.sog")
+    decoded = splat_transform_decode(encoded.bundle, tmp_path / "sky.ply")
+
+    # THEN every Gaussian comes back, the shell still on its sphere and the scene's positions within a small step
+    assert len(decoded) == len(cloud)
+    distances = np.linalg.norm(decoded.means.astype(np.float64), axis=1)
+    assert np.isclose(distances, radius, rtol=2e-3).sum() == 4096
+    near = distances < radius / 2
+    np.testing.assert_allclose(np.sort(decoded.means[near], axis=0), np.sort(scene.means, axis=0), atol=5e-3)
