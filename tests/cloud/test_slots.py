@@ -700,3 +700,42 @@ def test_a_cancel_whose_slot_release_keeps_conflicting_still_cancels_and_the_swe
         harness.load_event("sweep_slots_scheduled.json"), harness.FakeContext()
     )
     assert swept["dropped"] == [{"stage": "train", "job_id": queued_job}] and waiting("train") == []
+
+
+def test_a_stale_send_of_an_old_token_leaves_a_holder_that_took_a_new_token_to_be_resent(world, monkeypatch):
+    # GIVEN an sfm slot held by a running execution whose grant, sent with its wait's token T1, did not go through
+    # (throttled): the sweeper reads the holder and sends T1 again
+    from spaceport.cloud import slots
+    from spaceport.cloud.models import Stage
+    from spaceport.cloud.slot_table import SlotTable, Waiter
+
+    prefix = f"arn:aws:states:{REGION}:{harness.ACCOUNT}:execution:spaceport-pipeline:"
+    execution = prefix + "job-new-token"
+    hold_slot("sfm", "job-new-token", execution)
+    first = next(item for item in slot_items() if item["entry"].startswith("holder#"))
+    monkeypatch.setattr(slots, "RESEND_AFTER_S", 0)
+    harness.intercept(monkeypatch, "stepfunctions", "describe_execution", lambda call, **kwargs: {"status": "RUNNING"})
+    new = Waiter(Stage.SFM, first["ticket"], "job-new-token", execution, "token-T2", "2026-12-06T00:00:00")
+    sends: list[str] = []
+
+    def answer(call, taskToken: str, output: str):
+        sends.append(taskToken)
+        if taskToken == first["token"]:
+            # WHEN, while that send is under way, the wait's retry (its first invoke failed after the grant) hands
+            # the slot over to its new token T2, whose own send Step Functions throttles; and T1's send then comes
+            # back TaskTimedOut (the execution no longer waits on T1)
+            assert SlotTable(SLOTS_TABLE, harness.TABLE).hand_over(new)
+            raise harness.aws_error("TaskTimedOut", "SendTaskSuccess", "Task Timed Out")
+        return {}
+
+    harness.intercept(monkeypatch, "stepfunctions", "send_task_success", answer)
+    sweep_event = harness.load_event("sweep_slots_scheduled.json")
+    world.handlers["sweep_slots"].lambda_handler(sweep_event, harness.FakeContext())
+    # THEN the holder, now carrying T2, is not marked resumed by T1's stale answer
+    holder = next(item for item in slot_items() if item["entry"] == first["entry"])
+    assert holder["token"] == "token-T2" and holder["resumed"] is False
+    # AND the next sweep sends T2, which the execution waits on, and only then is the holder resumed
+    swept = world.handlers["sweep_slots"].lambda_handler(sweep_event, harness.FakeContext())
+    assert swept["resent"] == [{"stage": "sfm", "job_id": "job-new-token"}]
+    assert sends == [first["token"], "token-T2"]
+    assert next(item for item in slot_items() if item["entry"] == first["entry"])["resumed"] is True

@@ -221,7 +221,7 @@ def slot_waiter(
     slots.enqueue(waiter)
     if held:
         assert slots.grant(waiter, limit=100, queue_version=slots.queue_version(Stage(stage))).value == "granted"
-        slots.mark_resumed(Stage(stage), waiter.execution)
+        slots.mark_resumed(Stage(stage), waiter.execution, waiter.token)
 
 
 def put(key: str, body: bytes) -> None:

@@ -393,18 +393,23 @@ class SlotTable:
             raise
         return True
 
-    def mark_resumed(self, stage: Stage, execution: str) -> None:
-        """Step Functions accepted the grant's token: the sweeper need not send it again."""
+    def mark_resumed(self, stage: Stage, execution: str, token: str) -> bool:
+        """Step Functions is done with the grant's ``token``: the sweeper need not send it again. Only while the slot
+        is still resumed with that token: a retried wait may have handed it over to a new one meanwhile, which must
+        still be sent. False when it was not marked (the slot is gone, or carries another token)."""
         try:
             self._table.update_item(
                 Key=holder_key(stage, execution),
                 UpdateExpression="SET resumed = :yes",
-                ConditionExpression="attribute_exists(entry)",
-                ExpressionAttributeValues={":yes": True},
+                ConditionExpression="attribute_exists(entry) AND #token = :token",
+                ExpressionAttributeNames={"#token": "token"},
+                ExpressionAttributeValues={":yes": True, ":token": token},
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def mark_quota_wait(self, stage: Stage, execution: str, waiting: bool) -> bool:
         """Flag (or unflag) the slot ``execution`` holds as waiting for SageMaker's quota; False when it holds none

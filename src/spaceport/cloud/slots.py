@@ -147,9 +147,10 @@ def _resume(settings: SlotSettings, slots: SlotTable, waiter: Waiter) -> bool:
         if _ended(waiter.execution, {}):
             slots.release(waiter.stage, waiter.execution)
             return False
-        # The token is stale but the execution runs on (its wait already ended): it holds the slot and its own
-        # release states give it back.
-    slots.mark_resumed(waiter.stage, waiter.execution)
+        # The token is stale but the execution runs on: its wait ended (this token was delivered before), or a
+        # retried wait took the slot over with a new token. Only in the first case is the slot marked resumed: the
+        # mark is conditional on the holder still carrying this token, so a new one is still sent by the sweeper.
+    slots.mark_resumed(waiter.stage, waiter.execution, waiter.token)
     return True
 
 
