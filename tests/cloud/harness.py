@@ -551,8 +551,9 @@ def _fresh_token_per_attempt(monkeypatch: Any) -> None:
 class DynamoFaults:
     """DynamoDB's answers under contention, given at chosen requests instead of moto's: ``conflict`` cancels a
     transaction as one that met another transaction on an item does (``TransactionCanceledException``, the item's
-    reason ``TransactionConflict``); ``throttle`` refuses any request with ``ThrottlingException`` (the SDK retries
-    it four times: five in a row reach the caller)."""
+    reason ``TransactionConflict``), and refuses a single-item write to an item a transaction is changing with
+    ``TransactionConflictException`` (the SDK does not retry it); ``throttle`` refuses any request with
+    ``ThrottlingException`` (the SDK retries it four times: five in a row reach the caller)."""
 
     def __init__(self) -> None:
         self._rules: list[list[Any]] = []
@@ -577,6 +578,9 @@ class DynamoFaults:
             self.injected.append((operation, rule[2]))
         if rule[2] == "throttle":
             return DynamodbException("com.amazonaws.dynamodb.v20120810#ThrottlingException", "Rate exceeded")
+        if operation != "TransactWriteItems":
+            message = "Transaction is ongoing for the item"
+            return DynamodbException("com.amazonaws.dynamodb.v20120810#TransactionConflictException", message)
         reasons = [(None, None, None)] * len(params["TransactItems"])
         reasons[0] = ("TransactionConflict", "Transaction is ongoing for the item", None)
         return TransactionCanceledException(reasons)

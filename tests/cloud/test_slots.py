@@ -739,3 +739,54 @@ def test_a_stale_send_of_an_old_token_leaves_a_holder_that_took_a_new_token_to_b
     assert swept["resent"] == [{"stage": "sfm", "job_id": "job-new-token"}]
     assert sends == [first["token"], "token-T2"]
     assert next(item for item in slot_items() if item["entry"] == first["entry"])["resumed"] is True
+
+
+def test_a_single_item_write_that_meets_a_transaction_is_retried_not_a_failed_job(world):
+    # GIVEN a job granted its sfm slot by its wait, whose invoke then fails (a Lambda service error after the
+    # function ran), so that the retried wait finds the slot its own and hands it over to its new token; and
+    # DynamoDB refusing that hand-over once with TransactionConflictException (another transaction was changing
+    # the holder; the SDK does not retry it)
+    world.push_images()
+    world.errors_after_handler["wait_for_slot"].append("ServiceException")
+
+    def handing_over(params) -> bool:
+        return params.get("TableName") == SLOTS_TABLE and "resumed = :no" in params.get("UpdateExpression", "")
+
+    world.dynamo_faults.add("UpdateItem", handing_over, "conflict")
+    # WHEN the job runs
+    started = upload_zip(world, "job-conflicting-hand-over")
+    result = world.run(started["execution_arn"])
+    # THEN the wait failed with the named retryable error, which the state machine retried, and the job SUCCEEDED
+    assert world.dynamo_faults.injected == [("UpdateItem", "conflict")]
+    errors = [answer.get("errorType") for name, answer in world.answers if name == "wait_for_slot"]
+    assert errors[:3] == [None, "SlotTableBusyError", None]
+    assert result["status"] == "SUCCEEDED", world.job("job-conflicting-hand-over").get("failure_reason")
+    assert slots_in_use() == {}
+
+
+def test_a_conflicting_dequeue_on_the_failure_path_is_retried_and_the_freed_slot_still_granted(world, monkeypatch):
+    # GIVEN one sfm slot, held by a job whose sfm job runs until told, and a second job waiting for it
+    limits(monkeypatch, sfm=1, train=2, compress=2)
+    world.push_images()
+    world.sagemaker.job_script[("job-failing", "sfm")] = deque([("silent",)])
+    failing = upload_all(world, ["job-failing"])[0]
+    wait_for(world, lambda: "job-failing" in world.sagemaker.started["sfm"], "the first job's sfm to start")
+    behind = upload_all(world, ["job-behind"])[0]
+    wait_for(world, lambda: queued(world, "sfm", 1), "the second job to queue for the sfm slot")
+    # AND DynamoDB refusing the failure path's removal of the failing job's queue places once with
+    # TransactionConflictException
+    world.dynamo_faults.add("DeleteItem", lambda params: params.get("TableName") == SLOTS_TABLE, "conflict")
+    # WHEN the first job's sfm fails
+    name = world.job("job-failing")["stages"]["sfm"]["sagemaker_job"]
+    world.sagemaker.outcomes[name] = ("fail", "sfm: no features found")
+    world.sagemaker.ended("sfm", name)
+    world.handlers["complete_stage"].lambda_handler(world.state_change_event("sfm", name), harness.FakeContext())
+    # THEN it FAILED with its own reason, its release retried by the state machine (a named retryable error)
+    assert world.run(failing)["status"] == "FAILED"
+    assert "no features found" in world.job("job-failing")["failure_reason"]
+    assert world.dynamo_faults.injected == [("DeleteItem", "conflict")]
+    errors = [answer.get("errorType") for name, answer in world.answers if name == "release_slot"]
+    assert errors == ["SlotTableBusyError", None]
+    # AND the slot its first try freed went to the job behind it (without the sweeper), which runs to its end
+    assert world.run(behind, timeout_s=30)["status"] == "SUCCEEDED"
+    assert slots_in_use() == {}

@@ -50,10 +50,11 @@ CONFLICT_RETRIES = 5
 # A transaction's cancellation reasons that say only that the moment was bad (another transaction held an item, the
 # table was throttled): the same transaction may go through if tried again.
 TRANSIENT_REASONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
-# DynamoDB's answers to a request it could not serve now (after the SDK's own retries).
+# DynamoDB's answers to a request it could not serve now (after the SDK's own retries). A single-item write to an
+# item that a transaction is changing is refused with TransactionConflictException, which the SDK does not retry.
 BUSY_CODES = frozenset(
     {"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
-     "TransactionInProgressException", "InternalServerError"}
+     "TransactionInProgressException", "TransactionConflictException", "InternalServerError"}
 )  # fmt: skip
 
 

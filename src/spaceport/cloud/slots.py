@@ -189,7 +189,10 @@ def _release_slot(settings: SlotSettings, request: ReleaseSlotInput) -> dict[str
         ticket = JobsTable(settings.jobs_table).get(request.job_id).get("ticket")
         if ticket is not None:
             left = [s for s in SAGEMAKER_STAGES if slots.dequeue(s, int(ticket), execution=request.execution)]
-    granted = {stage.value: grant_free_slots(settings, stage) for stage in released}
+    # On the failure path every stage is granted, not only those released now: this may be a retry whose first
+    # try freed slots and then failed (a busy table) before granting them, and finds them gone.
+    granting = released if request.stage else stages
+    granted = {stage.value: grant_free_slots(settings, stage) for stage in granting}
     return {"released": [s.value for s in released], "left_queue": [s.value for s in left], "granted": granted}
 
 
