@@ -466,3 +466,19 @@ def test_a_spot_job_without_its_billable_time_is_described_again_by_the_sweeper_
     described = len(world.sagemaker.described)
     assert world.handlers["sweep_slots"].lambda_handler(sweep_event, harness.FakeContext())["billing"] == []
     assert len(world.sagemaker.described) == described
+
+
+def test_a_billing_recheck_that_cannot_list_its_jobs_leaves_them_for_the_next_sweep(world):
+    # GIVEN DynamoDB throttling, past the SDK's retries, the sweeper's query for the jobs marked for a recheck
+    from spaceport.cloud.jobs import RECHECK_INDEX
+
+    def listing_the_marked(params) -> bool:
+        return params.get("IndexName") == RECHECK_INDEX
+
+    world.dynamo_faults.add("Query", listing_the_marked, "throttle", times=5)  # the SDK tries 5 times
+    # WHEN the sweeper runs
+    sweep_event = harness.load_event("sweep_slots_scheduled.json")
+    swept = world.handlers["sweep_slots"].lambda_handler(sweep_event, harness.FakeContext())
+    # THEN the sweep answered, its slot work done and nothing rechecked (the next sweep lists them again)
+    assert world.dynamo_faults.injected == [("Query", "throttle")] * 5
+    assert swept["billing"] == [] and swept["reclaimed"] == []

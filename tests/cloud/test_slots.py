@@ -790,3 +790,21 @@ def test_a_conflicting_dequeue_on_the_failure_path_is_retried_and_the_freed_slot
     # AND the slot its first try freed went to the job behind it (without the sweeper), which runs to its end
     assert world.run(behind, timeout_s=30)["status"] == "SUCCEEDED"
     assert slots_in_use() == {}
+
+
+def test_a_holder_the_slot_count_does_not_account_for_is_skipped_by_the_sweep_not_the_end_of_it(world):
+    # GIVEN an sfm slot held by an execution that no longer exists while the sfm count says no slot is held (the
+    # table contradicts itself: no release can go through), and a compress slot held by another ended execution
+    prefix = f"arn:aws:states:{REGION}:{harness.ACCOUNT}:execution:spaceport-pipeline:"
+    hold_slot("sfm", "job-uncounted", prefix + "job-uncounted")
+    hold_slot("compress", "job-gone", prefix + "job-gone")
+    boto3.resource("dynamodb", region_name=REGION).Table(SLOTS_TABLE).put_item(
+        Item={"pool": "sfm", "entry": "count", "held": 0}
+    )
+    sweep_event = harness.load_event("sweep_slots_scheduled.json")
+    # WHEN the sweeper runs, twice (as the schedule would)
+    swept = [world.handlers["sweep_slots"].lambda_handler(sweep_event, harness.FakeContext()) for _ in range(2)]
+    # THEN each sweep skipped the holder it cannot release (kept, for a person to look at) and went on: the
+    # compress slot was reclaimed
+    assert swept[0]["reclaimed"] == [{"stage": "compress", "job_id": "job-gone"}] and swept[1]["reclaimed"] == []
+    assert slots_in_use() == {"sfm/holder#job-uncounted": "job-uncounted"}

@@ -55,13 +55,17 @@ def record(prices: PriceTable, table: JobsTable, name: str, description: dict[st
 
 def recheck(settings: SweepSettings) -> list[dict[str, Any]]:
     """Describe again every entry still without its billable time; returns the entries now billed. A job whose
-    recheck fails (throttled, its record gone) is left marked for the next sweep, and the others go on."""
+    recheck fails (throttled, its record gone) is left marked for the next sweep, and the others go on; so are the
+    jobs not listed when listing the marked ones fails. Never raises for AWS: the sweep's slot work stands."""
     table, billed = JobsTable(settings.jobs_table), []
-    for job_id in table.jobs_to_recheck():
-        try:
-            billed += _recheck_job(settings.prices, table, job_id)
-        except (ClientError, BotoCoreError, JobNotFoundError):
-            logger.exception("billing not rechecked now; the next sweep tries again", extra={"job_id": job_id})
+    try:
+        for job_id in table.jobs_to_recheck():
+            try:
+                billed += _recheck_job(settings.prices, table, job_id)
+            except (ClientError, BotoCoreError, JobNotFoundError):
+                logger.exception("billing not rechecked now; the next sweep tries again", extra={"job_id": job_id})
+    except (ClientError, BotoCoreError):
+        logger.exception("jobs to recheck not listed now; the next sweep lists them again")
     return billed
 
 

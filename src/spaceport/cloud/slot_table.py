@@ -64,6 +64,11 @@ class SlotTableBusyError(Exception):
     with backoff."""
 
 
+class SlotCountMismatchError(Exception):
+    """A holder exists but its stage's count says no slot is held: the table contradicts itself, no release of that
+    holder can go through, and no retry helps (a person has to look)."""
+
+
 @contextmanager
 def busy_is_retryable() -> Iterator[None]:
     """DynamoDB's refusals to serve now (throttling past the SDK's retries) become ``SlotTableBusyError``."""
@@ -433,6 +438,7 @@ class SlotTable:
 
         Raises:
             SlotTableBusyError: DynamoDB kept refusing the transaction (conflicts, throttling); nothing changed.
+            SlotCountMismatchError: the holder is there but the count is not above zero; nothing changed.
         """
         reasons = self._transact(
             [
@@ -458,8 +464,7 @@ class SlotTable:
             return True
         if reasons[0] == "ConditionalCheckFailed":
             return False
-        # The holder is there but the count is not above zero: the table contradicts itself, and no retry helps.
-        raise RuntimeError(f"slot of {execution} at {stage} not released: {reasons}")
+        raise SlotCountMismatchError(f"slot of {execution} at {stage} not released, its count is 0: {reasons}")
 
     def _transact(self, items: list[dict[str, Any]]) -> list[str] | None:
         """Run a write transaction; None when it went through, else each item's cancellation reason (a condition
