@@ -482,3 +482,20 @@ def test_a_billing_recheck_that_cannot_list_its_jobs_leaves_them_for_the_next_sw
     # THEN the sweep answered, its slot work done and nothing rechecked (the next sweep lists them again)
     assert world.dynamo_faults.injected == [("Query", "throttle")] * 5
     assert swept["billing"] == [] and swept["reclaimed"] == []
+
+
+def test_every_size_stage_sizing_may_choose_has_a_default_price_or_the_readme_says_it_has_none():
+    # GIVEN every processing size of the stage-sizing table's families, the default price table, and the README's
+    # AWS section
+    from spaceport.cloud.stage_resources import FAMILY_MEMORY_GIB
+
+    sizes = {f"ml.{family}.{size}" for family, family_sizes in FAMILY_MEMORY_GIB.items() for size in family_sizes}
+    table = PriceTable.parse(harness.load_template()["Parameters"]["InstancePrices"]["Default"])
+    readme = (harness.ROOT / "README.md").read_text()
+    aws = readme[readme.index("<!-- aws:begin -->") : readme.index("<!-- aws:end -->")]
+    # WHEN the sizes without a default price are compared with those the README names as such
+    named = re.search(r"The default has no\s+price for\s+((?:`[^`]+`(?:,\s+|\s+and\s+)?)+)", aws)
+    unpriced_named = set(re.findall(r"`([^`]+)`", named.group(1))) if named else set()
+    # THEN every size is priced by default, except exactly those the README names (no figure could be checked
+    # for them): a job on them shows its instance unpriced, never free
+    assert sizes - set(table.per_hour) == unpriced_named
