@@ -808,3 +808,34 @@ def test_a_holder_the_slot_count_does_not_account_for_is_skipped_by_the_sweep_no
     # compress slot was reclaimed
     assert swept[0]["reclaimed"] == [{"stage": "compress", "job_id": "job-gone"}] and swept[1]["reclaimed"] == []
     assert slots_in_use() == {"sfm/holder#job-uncounted": "job-uncounted"}
+
+
+def test_a_throttled_job_record_write_or_read_after_the_sagemaker_job_is_created_does_not_fail_the_stage(world):
+    # GIVEN a training job SageMaker refuses once for quota, then creates and runs; and DynamoDB throttling, past
+    # the SDK's retries, start_stage's bookkeeping once the job exists: the write that clears the stage's quota
+    # refusal, and the read of the job's status (was it cancelled meanwhile?)
+    world.push_images()
+    world.sagemaker.script["train"].extend([("capacity",), ("silent",)])
+
+    def clearing_the_refusal(params) -> bool:
+        return "REMOVE #stages.#stage.quota_refused_since" in params.get("UpdateExpression", "")
+
+    def reading_the_job_once_created(params) -> bool:
+        return params.get("TableName") == harness.TABLE and bool(world.sagemaker.started["train"])
+
+    world.dynamo_faults.add("UpdateItem", clearing_the_refusal, "throttle", times=5)  # the SDK tries 5 times
+    world.dynamo_faults.add("GetItem", reading_the_job_once_created, "throttle", times=5)
+    # WHEN the job runs until it trains
+    started = upload_zip(world, "job-busy-record")
+    wait_for(world, lambda: len(world.dynamo_faults.injected) == 10, "the bookkeeping to fail")
+    wait_for(world, lambda: world.job("job-busy-record")["stages"]["train"].get("sagemaker_jobs"), "the job")
+    # THEN the training job that was created runs on, its stage not failed, and its slot no longer pauses grants
+    assert sorted(world.dynamo_faults.injected) == [("GetItem", "throttle")] * 5 + [("UpdateItem", "throttle")] * 5
+    holder = next(item for item in slot_items() if item["pool"] == "train" and item["entry"].startswith("holder#"))
+    assert holder["quota_wait"] is False and world.job("job-busy-record")["status"] == "RUNNING"
+    # AND the job SUCCEEDED without its training job being stopped
+    complete_silent_jobs(world, "train", 1)
+    result = world.run(started["execution_arn"])
+    assert result["status"] == "SUCCEEDED", world.job("job-busy-record").get("failure_reason")
+    created = world.job("job-busy-record")["stages"]["train"]["sagemaker_jobs"]
+    assert len(created) == 1 and created[0] not in world.sagemaker.stopped

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from spaceport.cloud import aws, billing, notify, slots
 from spaceport.cloud.aws import STALE_TOKEN_CODES
@@ -179,17 +179,38 @@ def start_stage(settings: StageSettings, task: StartStageInput) -> dict[str, Any
         if code in CAPACITY_CODES:
             raise SageMakerCapacityUnavailableError(f"{task.stage}: {error}") from error
         raise
-    if "quota_refused_since" in record:
-        table.clear_quota_refusal(task.job_id, task.stage)
-        if task.execution:
-            slots.note_quota_wait(settings, task.stage, task.execution, waiting=False)
     logger.info(
         "started SageMaker job", extra={"job_id": task.job_id, "stage": task.stage.value, "sagemaker_job": name}
     )
-    if table.get(task.job_id).get("status") == JobStatus.CANCELLED:
+    # The job exists now: nothing below may fail the stage (its failure path would stop the job just created).
+    if "quota_refused_since" in record:
+        _end_quota_wait(settings, table, task)
+    if _cancelled(table, task.job_id):
         # Cancelled while this job was being created: the cancel could not stop a job that did not exist yet.
         _stop(name, task.stage)
     return {"sagemaker_job": name, "attempt": attempt}
+
+
+def _end_quota_wait(settings: StageSettings, table: JobsTable, task: StartStageInput) -> None:
+    """SageMaker accepted the stage's job: lift the pause of the stage's grants and forget the refusal. Best effort,
+    each on its own: a pause not lifted here is lifted by the sweeper once the refusal is forgotten, and at the
+    latest when the holder gives its slot back."""
+    if task.execution:
+        slots.note_quota_wait(settings, task.stage, task.execution, waiting=False)  # never raises
+    try:
+        table.clear_quota_refusal(task.job_id, task.stage)
+    except (ClientError, BotoCoreError):
+        logger.exception("quota refusal not cleared; the job runs on", extra={"job_id": task.job_id})
+
+
+def _cancelled(table: JobsTable, job_id: str) -> bool:
+    """Whether the job was cancelled meanwhile; False when its record cannot be read now (logged: a cancel that
+    raced the job's creation then leaves that job running to its end)."""
+    try:
+        return table.get(job_id).get("status") == JobStatus.CANCELLED
+    except (ClientError, BotoCoreError):
+        logger.exception("job not checked for a cancel after its SageMaker job was created", extra={"job_id": job_id})
+        return False
 
 
 def _processing_figures(settings: CommonSettings, job_id: str, stage: Stage) -> dict[str, Any]:
