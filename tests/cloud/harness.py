@@ -40,9 +40,7 @@ moto runs the real ``statemachine/pipeline.asl.json`` but leaves gaps; each is c
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import re
 import threading
 import time
 from collections import deque
@@ -52,103 +50,47 @@ from typing import Any
 
 import boto3
 import botocore.session
-import yaml
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
 
+from spaceport.cloud.local_stack import template as stack_template
+from spaceport.cloud.local_stack.lambdas import (
+    FUNCTIONS,
+    LambdaContextStandIn,
+    fresh_token_per_attempt,
+    function_name,
+    invoke,
+    load_handler,
+)
+from spaceport.cloud.local_stack.sagemaker import final_metric_data
+from spaceport.cloud.local_stack.template import (
+    ACCOUNT,
+    BUCKET,
+    JOBS_TABLE,
+    REGION,
+    REPOSITORIES,
+    SLOTS_TABLE,
+    fill_definition,
+    load_template,
+    substitutions,
+)
 from spaceport.train.progress import format_progress
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-BUCKET = "spaceport-data"
-TABLE = "spaceport-jobs"
-REPOSITORIES = {"sfm": "spaceport-sfm", "train": "spaceport-train", "compress": "spaceport-compress"}
-FUNCTIONS = (
-    "trigger",
-    "validate",
-    "wait_for_slot",
-    "release_slot",
-    "start_stage",
-    "complete_stage",
-    "record_outcome",
-    "api",
-    "sweep_slots",
-)
-SLOTS_TABLE = "spaceport-slots"
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """YAML loader that keeps CloudFormation short-form tags (!Ref, !Sub, ...) as {"Fn": value} mappings."""
-
-
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {suffix: value}
-
-
-_CfnLoader.add_multi_constructor("!", _tag)
-
-
-def load_template() -> dict[str, Any]:
-    return yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)  # noqa: S506 (safe loader subclass)
+TABLE = JOBS_TABLE
 
 
 def create_tables(dynamodb: Any, template: dict[str, Any]) -> None:
     """The jobs and slots tables as the template declares them (keys, indexes, billing mode)."""
-    for name, logical_id in ((TABLE, "JobsTable"), (SLOTS_TABLE, "SlotsTable")):
-        properties = template["Resources"][logical_id]["Properties"]
-        fields = ("BillingMode", "AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes")
-        dynamodb.create_table(TableName=name, **{field: properties[field] for field in fields if field in properties})
-
-
-def substitutions(template: dict[str, Any]) -> dict[str, str]:
-    """DefinitionSubstitutions filled for tests: function ARNs by logical id, numbers from parameter defaults."""
-    params = template["Parameters"]
-    values = {}
-    for key, value in template["Resources"]["PipelineStateMachine"]["Properties"]["DefinitionSubstitutions"].items():
-        if "GetAtt" in value:
-            name = value["GetAtt"].split(".")[0]
-            values[key] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
-        elif "Ref" in value:
-            values[key] = str(params[value["Ref"]]["Default"])
-        else:  # !If [UseSpot, spot wait, 0]: spot is off by default
-            otherwise = value["If"][2]
-            values[key] = str(params[otherwise["Ref"]]["Default"] if isinstance(otherwise, dict) else otherwise)
-    return values
-
-
-def fill_definition(values: dict[str, str]) -> str:
-    text = (ROOT / "statemachine" / "pipeline.asl.json").read_text()
-    return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], text)
+    stack_template.create_tables(dynamodb, template, TABLE, SLOTS_TABLE)
 
 
 def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / name).read_text())
 
 
-def load_handler(name: str) -> Any:
-    """Import ``functions/<name>/app.py`` under a unique module name (every handler file is called app.py)."""
-    spec = importlib.util.spec_from_file_location(f"spaceport_fn_{name}", ROOT / "functions" / name / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-class FakeContext:
-    function_name = "test"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:test"
-    aws_request_id = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+FakeContext = LambdaContextStandIn
 
 
 def check_request(service: str, operation: str, params: dict[str, Any]) -> None:
@@ -217,16 +159,6 @@ TRAINING_LOG = "\n".join(
     + [format_progress(7000, 0.0412, 24.31, 18234),
        "evaluation psnr_test=23.87 ssim_test=0.8712 psnr_initial=13.40 views=4"]
 )  # fmt: skip
-
-
-def final_metric_data(definitions: list[dict[str, str]], log: str) -> list[dict[str, Any]]:
-    """``FinalMetricDataList`` as SageMaker builds it: each definition's regex over the log, the last match."""
-    data = []
-    for definition in definitions:
-        found = re.findall(definition["Regex"], log)
-        if found:
-            data.append({"MetricName": definition["Name"], "Value": float(found[-1]), "Timestamp": time.time()})
-    return data
 
 
 class FakeSageMaker:
@@ -347,7 +279,7 @@ class FakeSageMaker:
         description = self._real.describe_training_job(TrainingJobName=TrainingJobName)
         request = next(r for op, r in self.requests if r.get("TrainingJobName") == TrainingJobName)
         definitions = request["AlgorithmSpecification"].get("MetricDefinitions", [])
-        description["FinalMetricDataList"] = final_metric_data(definitions, self.training_log)
+        description["FinalMetricDataList"] = final_metric_data(definitions, self.training_log, time.time())
         seconds = int(self.seconds["train"])
         description.update(TrainingTimeInSeconds=seconds)
         if self.billable_time_reported:
@@ -383,7 +315,7 @@ class World:
         monkeypatch.setattr(lambda_eval_utils, "_invoke_lambda_function", self._invoke)
         monkeypatch.setattr(retrier_decl, "time", _RecordingClock(self.sleeps))
         monkeypatch.setattr(jitter_strategy_decl, "random", _CeilingJitter())
-        _fresh_token_per_attempt(monkeypatch)
+        fresh_token_per_attempt(monkeypatch.setattr)
         self.dynamo_faults = DynamoFaults()
         self.grant_log = GrantLog()
         _atomic_dynamodb(monkeypatch, self.dynamo_faults, self.grant_log)
@@ -412,24 +344,20 @@ class World:
 
     def _invoke(self, parameters: dict[str, Any], region: str, state_credentials: Any) -> dict[str, Any]:
         check_request("lambda", "Invoke", parameters)
-        logical_id = parameters["FunctionName"].rsplit(":", 1)[-1]
-        name = re.sub(r"(?<!^)(?=[A-Z])", "_", logical_id.removesuffix("Function")).lower()
+        name = function_name(parameters["FunctionName"])
         payload = json.loads(parameters["Payload"])
         self.invocations.append((name, payload))
-        try:
-            result = self.handlers[name].lambda_handler(payload, FakeContext())
-        except Exception as error:  # the Lambda runtime reports any exception this way
-            body = {"errorType": type(error).__name__, "errorMessage": str(error)}
-            self.answers.append((name, body))
-            return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": body}
-        self.answers.append((name, result))
+        response = invoke(self.handlers[name], payload)
+        self.answers.append((name, response["Payload"]))
+        if "FunctionError" in response:
+            return response
         code = self.errors_after_handler[name].popleft() if self.errors_after_handler[name] else None
         if code:
             # The handler did its work, but the invoke still failed: Step Functions sees Lambda.<code>.
             metadata = {"HTTPStatusCode": 500, "RequestId": "00000000-0000-0000-0000-000000000001"}
             error = {"Code": code, "Message": "injected after the handler ran"}
             raise ClientError({"Error": error, "ResponseMetadata": metadata}, "Invoke")
-        return {"StatusCode": 200, "Payload": json.loads(json.dumps(result))}
+        return response
 
     def deliver_upload(self, key: str) -> dict[str, Any]:
         """S3 -> EventBridge -> trigger: the rule's pattern from the template decides delivery."""
@@ -525,27 +453,6 @@ class World:
         from spaceport.cloud.jobs import from_dynamo
 
         return from_dynamo(self.table.get_item(Key={"job_id": job_id})["Item"])
-
-
-def _fresh_token_per_attempt(monkeypatch: Any) -> None:
-    """A retried waitForTaskToken attempt gets a new token and callback endpoint, as in Step Functions."""
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
-        StateTaskServiceCallback,
-    )
-
-    original = state_task_service.StateTaskService._eval_execution
-
-    def eval_execution(self: Any, env: Any) -> None:
-        context = env.states.context_object
-        retried = context.context_object_data.get("State", {}).get("RetryCount", 0) > 0
-        waits = isinstance(self, StateTaskServiceCallback) and self._is_integration_pattern()
-        if retried and waits and ResourceCondition.WaitForTaskToken in self._supported_integration_patterns:
-            env.callback_pool_manager.add(context.update_task_token())
-        original(self, env)
-
-    monkeypatch.setattr(state_task_service.StateTaskService, "_eval_execution", eval_execution)
 
 
 class DynamoFaults:
