@@ -839,3 +839,53 @@ def test_a_throttled_job_record_write_or_read_after_the_sagemaker_job_is_created
     assert result["status"] == "SUCCEEDED", world.job("job-busy-record").get("failure_reason")
     created = world.job("job-busy-record")["stages"]["train"]["sagemaker_jobs"]
     assert len(created) == 1 and created[0] not in world.sagemaker.stopped
+
+
+def test_a_job_refused_for_another_instance_than_planned_pauses_the_jobs_planned_for_the_refused_one(
+    world, monkeypatch
+):
+    # GIVEN four sfm slots on ml.c5.xlarge up to ml.c5.9xlarge; a job planned at validate for ml.c5.9xlarge that
+    # starts on ml.c5.2xlarge (its stage sized again at start, as after a redeploy), where there is no quota yet;
+    # jobs of five photos planned for ml.c5.2xlarge and of four for ml.c5.xlarge
+    from spaceport.cloud import pipeline, stage_resources
+
+    limits(monkeypatch, sfm=4, train=4, compress=4, SFM_INSTANCE_TYPE="ml.c5.xlarge",
+           SFM_LARGEST_INSTANCE_TYPE="ml.c5.9xlarge")  # fmt: skip
+    sized, gib = stage_resources.sfm_needs, stage_resources.GIB
+    memory = {6: 20 * gib, 5: 6 * gib}  # twice over: ml.c5.9xlarge (72 GiB), ml.c5.2xlarge (16 GiB)
+
+    def needs(photos):
+        return stage_resources.StageNeeds(0, 0, 1, memory[len(photos)], 0) if len(photos) in memory else sized(photos)
+
+    planned_start = pipeline.at_start
+
+    def at_start(stage, recorded, stage_limits):
+        chosen = planned_start(stage, recorded, stage_limits)
+        return {**chosen, "instance_type": "ml.c5.2xlarge"} if chosen["instance_type"] == "ml.c5.9xlarge" else chosen
+
+    monkeypatch.setattr(stage_resources, "sfm_needs", needs)
+    monkeypatch.setattr(pipeline, "at_start", at_start)
+    world.push_images()
+    world.sagemaker.instance_quota["ml.c5.2xlarge"] = 0
+    s3 = boto3.client("s3", region_name=REGION)
+
+    def upload(job_id: str, photos: int) -> str:
+        s3.put_object(Bucket=BUCKET, Key=f"uploads/{job_id}/photos.zip", Body=photo_zip(photos))
+        return world.deliver_upload(f"uploads/{job_id}/photos.zip")["execution_arn"]
+
+    arns = [upload("job-resized", 6)]
+    wait_for(world, lambda: world.sagemaker.refused, "SageMaker to refuse the job for ml.c5.2xlarge's quota")
+    # WHEN a job planned for ml.c5.2xlarge and then a small one reach the sfm queue while it waits for that quota
+    arns += [upload("job-mid", 5), upload("job-small", 4)]
+    # THEN the small one gets a slot and runs, while the one planned for the refused instance type waits in the
+    # queue (a slot free) rather than being granted one and refused in turn
+    wait_for(world, lambda: "job-small" in world.sagemaker.started["sfm"], "the small job's sfm to start", 30)
+    assert world.job("job-mid")["resources"]["sfm"]["instance_type"] == "ml.c5.2xlarge"
+    assert [item["job_id"] for item in waiting("sfm")] == ["job-mid"]
+    assert all("job-resized" in name for name in world.sagemaker.refused), world.sagemaker.refused
+    holder = next(item for item in slot_items() if item.get("job_id") == "job-resized" and "holder#" in item["entry"])
+    assert holder["quota_wait"] is True and holder["quota_instance"] == "ml.c5.2xlarge"
+    # AND once the quota allows one ml.c5.2xlarge, every job runs to its end
+    world.sagemaker.instance_quota["ml.c5.2xlarge"] = 1
+    assert set(world.run_all(arns).values()) == {"SUCCEEDED"}
+    assert slots_in_use() == {}

@@ -172,9 +172,10 @@ def start_stage(settings: StageSettings, task: StartStageInput) -> dict[str, Any
         if code in THROTTLING_CODES:
             raise SageMakerThrottledError(f"{task.stage}: {error}") from error
         if code in QUOTA_CODES:
-            refusal = _quota_refusal(settings, task, error, _instance_type(request))  # records when it began
-            if task.execution:  # the stage's other jobs wait until this one, first in line, has its instance
-                slots.note_quota_wait(settings, task.stage, task.execution, waiting=True)
+            instance_type = _instance_type(request)  # what SageMaker refused, which may not be what was planned
+            refusal = _quota_refusal(settings, task, error, instance_type)  # records when it began
+            if task.execution:  # the stage's other jobs on that type wait until this one, first in line, has it
+                slots.note_quota_wait(settings, task.stage, task.execution, waiting=True, instance_type=instance_type)
             raise refusal from error
         if code in CAPACITY_CODES:
             raise SageMakerCapacityUnavailableError(f"{task.stage}: {error}") from error

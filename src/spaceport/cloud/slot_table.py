@@ -6,9 +6,10 @@ Items (``pool`` is the hash key, ``entry`` the range key):
   with the holder item it adds or removes, so the count and the holders never disagree.
 - ``<stage>`` / ``holder#<execution name>``: ``job_id``, ``execution`` (ARN), ``ticket``, ``token`` (the task token
   the grant resumed), ``resumed`` (whether Step Functions accepted it), ``since``, ``plan``, ``quota_wait``
-  (SageMaker refused its job with ResourceLimitExceeded and it retries: grants to the waiters of the same ``plan``
-  pause meanwhile). A slot belongs to an execution: a retried job's new execution never inherits its old one's
-  slot, and the sweeper can ask whether the holder ended.
+  (SageMaker refused its job with ResourceLimitExceeded and it retries: grants to the waiters planned for the
+  refused instance type pause meanwhile), ``quota_instance`` (that type, which a stage sized again at its start may
+  have changed from ``plan``). A slot belongs to an execution: a retried job's new execution never inherits its old
+  one's slot, and the sweeper can ask whether the holder ended.
 - ``<stage>`` / ``waiting#<ticket, 12 digits>``: ``job_id``, ``execution``, ``ticket``, ``token``, ``since``,
   ``plan``: an execution parked on its task token. A consistent query of the partition reads the queue in ticket
   order. ``plan`` is the instance type the validate step planned for the job's stage (``resources``), empty where
@@ -417,15 +418,20 @@ class SlotTable:
             raise
         return True
 
-    def mark_quota_wait(self, stage: Stage, execution: str, waiting: bool) -> bool:
-        """Flag (or unflag) the slot ``execution`` holds as waiting for SageMaker's quota; False when it holds none
-        (an execution started before slots existed)."""
+    def mark_quota_wait(self, stage: Stage, execution: str, waiting: bool, instance_type: str = "") -> bool:
+        """Flag (or unflag) the slot ``execution`` holds as waiting for SageMaker's quota of ``instance_type``, the
+        type SageMaker refused (kept as ``quota_instance``); False when it holds none (an execution started before
+        slots existed)."""
+        values: dict[str, Any] = {":waiting": waiting}
+        update = "SET quota_wait = :waiting REMOVE quota_instance"
+        if waiting and instance_type:
+            update, values[":instance"] = "SET quota_wait = :waiting, quota_instance = :instance", instance_type
         try:
             self._table.update_item(
                 Key=holder_key(stage, execution),
-                UpdateExpression="SET quota_wait = :waiting",
+                UpdateExpression=update,
                 ConditionExpression="attribute_exists(entry)",
-                ExpressionAttributeValues={":waiting": waiting},
+                ExpressionAttributeValues=values,
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":

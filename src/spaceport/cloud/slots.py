@@ -114,7 +114,7 @@ def _grant_in_order(settings: SlotSettings, slots: SlotTable, stage: Stage, limi
     """One pass over the queue as read now, granting lowest ticket first into ``granted``; True when an entry
     joined the queue meanwhile (the pass stopped: read the queue again)."""
     version = slots.queue_version(stage)  # read before the queue: a grant checks that nothing joined since
-    paused = {holder.get("plan", "") for holder in slots.holders(stage) if holder.get("quota_wait")}
+    paused = {plan for holder in slots.holders(stage) if holder.get("quota_wait") for plan in _paused_plans(holder)}
     if paused:
         logger.info("grants paused for instances waiting for their quota",
                     extra={"stage": stage.value, "instances": sorted(paused)})  # fmt: skip
@@ -141,6 +141,15 @@ def _grant_in_order(settings: SlotSettings, slots: SlotTable, stage: Stage, limi
     return False
 
 
+def _paused_plans(holder: dict[str, Any]) -> set[str]:
+    """The waiters' plans that a holder waiting for SageMaker's quota pauses: the instance type SageMaker refused
+    it (its own plan where the refusal was noted without one), and the stage's configured type (plan "") where the
+    holder itself was planned on that."""
+    plan = holder.get("plan", "")
+    refused = holder.get("quota_instance") or plan
+    return {refused, ""} if not plan else {refused}
+
+
 def _resume(settings: SlotSettings, slots: SlotTable, waiter: Waiter) -> bool:
     """Hand the granted slot to the waiting execution; False when that execution has ended (then the slot is
     released again, for the next in line). A throttled send keeps the slot: the sweeper sends it again."""
@@ -161,15 +170,18 @@ def _resume(settings: SlotSettings, slots: SlotTable, waiter: Waiter) -> bool:
     return True
 
 
-def note_quota_wait(settings: SlotSettings, stage: Stage, execution: str, waiting: bool) -> None:
-    """The holder's stage was refused for quota (``waiting``), or has its SageMaker job now: grants pause while
-    any holder of the stage waits, and resume (granting what is free) when it no longer does.
+def note_quota_wait(
+    settings: SlotSettings, stage: Stage, execution: str, waiting: bool, instance_type: str = ""
+) -> None:
+    """The holder's stage was refused for quota (``waiting``) on ``instance_type``, or has its SageMaker job now:
+    grants to the waiters planned for that type pause while the holder waits, and resume (granting what is free)
+    when it no longer does.
 
     Never raises: the stage's own work (a SageMaker job just created) must not fail over this bookkeeping. A pause
     not lifted here is lifted by the sweeper, which finds the holder's stage no longer refused.
     """
     try:
-        if store(settings).mark_quota_wait(stage, execution, waiting) and not waiting:
+        if store(settings).mark_quota_wait(stage, execution, waiting, instance_type) and not waiting:
             grant_free_slots(settings, stage)
     except (ClientError, BotoCoreError):
         logger.exception("quota wait not noted; the sweeper corrects it", extra={"stage": stage.value})
