@@ -305,6 +305,7 @@ PRICE_TABLE_FAULTS = {
     "no date": ('"as_of":"2024-06-01",', ""),
     "misspelt date": ('"as_of":"2024-06-01"', '"as_of":"2024-6-1"'),
     "no prices": ('"per_hour":{', '"per_hour":{}, "x":{'),
+    "extra key": ('"as_of":"2024-06-01",', '"as_of":"2024-06-01","note":"checked by hand",'),
 }
 
 

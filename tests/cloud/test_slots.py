@@ -6,6 +6,7 @@ two run, as an account with a quota of two GPU instances does.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import deque
@@ -889,3 +890,27 @@ def test_a_job_refused_for_another_instance_than_planned_pauses_the_jobs_planned
     world.sagemaker.instance_quota["ml.c5.2xlarge"] = 1
     assert set(world.run_all(arns).values()) == {"SUCCEEDED"}
     assert slots_in_use() == {}
+
+
+def test_a_lambda_client_execution_timeout_is_retried_like_the_other_lambda_service_errors(world):
+    # GIVEN the Lambda service answering the release of the sfm slot with ClientExecutionTimeoutException (one of
+    # the service errors AWS's Step Functions guide says to retry), after the function ran
+    world.push_images()
+    world.errors_after_handler["release_slot"].append("ClientExecutionTimeoutException")
+    # WHEN a job runs
+    started = upload_zip(world, "job-lambda-timeout")
+    result = world.run(started["execution_arn"])
+    # THEN the state machine retried the release (idempotent: the retry finds the slot given back) and the job
+    # SUCCEEDED
+    assert result["status"] == "SUCCEEDED", world.job("job-lambda-timeout").get("failure_reason")
+    releases = [payload.get("stage") for name, payload in world.invocations if name == "release_slot"]
+    assert releases[:2] == ["sfm", "sfm"] and slots_in_use() == {}
+    # AND every Lambda task of the state machine retries it with the other four
+    transient = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                 "Lambda.TooManyRequestsException", "Lambda.ClientExecutionTimeoutException"}  # fmt: skip
+    definition = json.loads(world.definition)
+    tasks = {name: state for name, state in definition["States"].items() if state["Type"] == "Task"}
+    lambda_tasks = {name: state for name, state in tasks.items() if "lambda:invoke" in state["Resource"]}
+    assert len(lambda_tasks) == 13
+    for name, state in lambda_tasks.items():
+        assert any(set(retry["ErrorEquals"]) == transient for retry in state["Retry"]), name
