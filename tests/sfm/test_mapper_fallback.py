@@ -92,3 +92,23 @@ def test_a_large_capture_adjusts_the_whole_model_less_often(monkeypatch: pytest.
     # THEN global bundle adjustment waits for the model to grow by COLMAP's 10 % up to the exhaustive limit, and by
     # its video setting's 40 % beyond it (measured: 1.5-1.9x faster mapping, the same accuracy)
     assert seen == [pytest.approx((growth, growth))]
+
+
+@pytest.mark.slow
+def test_the_global_mapper_holds_the_focal_length_that_exif_gave(sample_scene, tmp_path: Path) -> None:
+    # GIVEN the sample scene's photos, whose EXIF gives their focal length, mapped by the global mapper
+    import pycolmap
+
+    from spaceport.sfm.stage import run_sfm
+
+    run_sfm(sample_scene.images_dir, tmp_path / "output", tmp_path / "work", SfmConfig(mapper="global"))
+
+    # WHEN the model's camera is compared with the focal length COLMAP read from EXIF into its database
+    database = pycolmap.Database.open(str(tmp_path / "work" / "database.db"))
+    prior = database.read_all_cameras()[0].focal_length
+    database.close()
+    model = pycolmap.Reconstruction(tmp_path / "output" / "sparse" / "0")
+
+    # THEN bundle adjustment left it as EXIF said (a forward walk let it drift 29 % when it was free)
+    assert stage.focal_from_exif(tmp_path / "work" / "database.db")
+    assert next(iter(model.cameras.values())).focal_length_x == pytest.approx(prior, rel=1e-9)

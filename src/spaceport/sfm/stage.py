@@ -137,6 +137,12 @@ def map_images(database: Path, images_dir: Path, models_dir: Path, config: SfmCo
         # The CPU wheel has no CUDA solvers; asking for them only produces warnings.
         options.mapper.global_positioning.use_gpu = False
         options.mapper.bundle_adjustment.ceres.use_gpu = False
+        if focal_from_exif(database):
+            # A forward-moving capture barely constrains the focal length, and bundle adjustment trades it for
+            # distortion and depth: on OpenSfM's Lund walk it drifted from EXIF's 1035 px to 738 (a 70 degree
+            # field of view instead of 53), so every render of the model was stretched. EXIF's is right to a few %.
+            options.mapper.bundle_adjustment.refine_focal_length = False
+            options.mapper.bundle_adjustment.refine_extra_params = False
         models = pycolmap.global_mapping(database, images_dir, models_dir, options)
     else:
         options = pycolmap.IncrementalPipelineOptions()
@@ -150,12 +156,25 @@ def map_images(database: Path, images_dir: Path, models_dir: Path, config: SfmCo
     return max(models.values(), key=lambda model: (model.num_reg_images(), model.num_points3D()))
 
 
+def focal_from_exif(database: Path) -> bool:
+    """Every camera in the database took its focal length from the photos' EXIF."""
+    import pycolmap
+
+    opened = pycolmap.Database.open(str(database))
+    try:
+        cameras = opened.read_all_cameras()
+    finally:
+        opened.close()
+    return bool(cameras) and all(camera.has_prior_focal_length for camera in cameras)
+
+
 def map_with_fallback(database: Path, images_dir: Path, work_dir: Path, config: SfmConfig, total: int):  # noqa: ANN201
     """The configured mapper's model, or the global mapper's when the incremental one left too many photos out.
 
     Incremental mapping grows the model from one initial pair and can stall on a capture that moves mostly
-    forward (measured: OpenSfM's 29-photo Lund street walk registered 2 or 3 photos in four runs out of five);
-    global mapping solves all rotations and positions at once and registered all 29 every time. Returns the
+    forward (measured: OpenSfM's 29-photo Lund street walk registered 2 or 3 photos in four runs out of five, its
+    initial pair's focal length running off to 6,900 px); global mapping solves all rotations and positions at once
+    and registered all 29 every time, with the focal length held at EXIF's when every camera has one. Returns the
     model (or None) and the mapper that made it.
     """
     if total > config.exhaustive_limit:
