@@ -325,11 +325,12 @@ def test_get_a_succeeded_job_links_its_own_outputs_only(world):
     seed_job(JOB_ID, "SUCCEEDED", finished=finished)
     # WHEN the user reads it
     status, body = call(world, "api_get_job.json")
-    # THEN every figure is reported, and only the files under jobs/<id>/ (the scene, georef.json) get a presigned GET
+    # THEN every figure is reported, and only the files under jobs/<id>/ (the scene, georef.json, the sfm stage's
+    # manifest) get a presigned GET
     assert status == 200
     assert body["status"] == "SUCCEEDED" and body["progress"] == 1.0
     assert body["stages"]["train"]["figures"]["psnr"] == pytest.approx(24.31)
-    assert sorted(body["downloads"]) == ["georef", "scene"]
+    assert sorted(body["downloads"]) == ["georef", "scene", "sfm_manifest"]
     url = body["downloads"]["scene"]
     assert url_key(url) == f"jobs/{JOB_ID}/compress/scene.sog"
     assert 0 < int(url_query(url)["X-Amz-Expires"]) <= 3600
@@ -353,6 +354,25 @@ def test_get_a_succeeded_job_gives_its_frame_and_links_georef_json(world):
     assert frame["rejected"] == ["DJI_0007.JPG"] and frame["origin"]["latitude"] == pytest.approx(55.7047)
     # AND georef.json, beside the sfm outputs, can be downloaded
     assert url_key(body["downloads"]["georef"]) == f"jobs/{JOB_ID}/sfm/georef.json"
+
+
+def test_get_a_succeeded_job_links_the_sfm_model_its_manifest_lists(world):
+    # GIVEN a finished job whose sfm stage's manifest lists its COLMAP model beside the photos and georef.json
+    seed_job(JOB_ID, "SUCCEEDED", finished={stage: {} for stage in ("validate", "sfm", "train", "compress")})
+    model = ["sparse/0/cameras.bin", "sparse/0/images.bin", "sparse/0/points3D.bin"]
+    files = {name: {"bytes": 1, "sha256": "0" * 64} for name in [*model, "images/a.jpg", "georef.json"]}
+    boto3.client("s3", region_name=REGION).put_object(
+        Bucket=BUCKET, Key=f"jobs/{JOB_ID}/sfm/manifest.json", Body=json.dumps({"stage": "sfm", "files": files})
+    )
+    # WHEN the user reads it
+    status, body = call(world, "api_get_job.json")
+    # THEN the manifest and each file of the model (nothing else of the sfm output) get a presigned GET
+    assert status == 200
+    assert url_key(body["downloads"]["sfm_manifest"]) == f"jobs/{JOB_ID}/sfm/manifest.json"
+    assert sorted(body["downloads"]["sfm_model"]) == model
+    assert [url_key(url) for url in body["downloads"]["sfm_model"].values()] == [
+        f"jobs/{JOB_ID}/sfm/{m}" for m in model
+    ]
 
 
 def test_get_an_announced_job_before_its_upload(world):
@@ -620,12 +640,23 @@ def test_re_signing_named_parts(world, monkeypatch):
     assert status == 400 and "4" in refused["message"]
 
 
-@pytest.mark.parametrize("state", ["single-put", "started", "unknown"])
-def test_re_signing_needs_a_multipart_upload_still_awaited(world, state):
-    # GIVEN a job with a single-PUT archive, a job already started, or no job at all
-    if state == "single-put":
-        job_id = create(world)[1]["job_id"]
-    elif state == "started":
+def test_a_single_put_archive_still_awaited_gets_a_fresh_url(world):
+    # GIVEN a job whose archive goes up in one PUT, not sent before its URL expired
+    _, body = create(world)
+    job_id, key = body["job_id"], body["upload"]["key"]
+    # WHEN fresh URLs are asked for
+    status, fresh = resign(world, job_id)
+    # THEN a new PUT URL for the same key comes back, and it uploads the archive
+    assert status == 200 and fresh["upload"]["kind"] == "zip"
+    assert assert_upload_url(fresh["upload"]["url"], job_id) == key
+    assert put_part(fresh["upload"]["url"], b"PK\x05\x06" + bytes(18))
+    assert boto3.client("s3", region_name=REGION).head_object(Bucket=BUCKET, Key=key)["ContentLength"] == 22
+
+
+@pytest.mark.parametrize("state", ["started", "unknown"])
+def test_re_signing_needs_an_upload_still_awaited(world, state):
+    # GIVEN a job already started, or no job at all
+    if state == "started":
         job_id = JOB_ID
         seed_job(job_id, "RUNNING")
     else:

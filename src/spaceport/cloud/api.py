@@ -155,14 +155,39 @@ def estimate(settings: ApiSettings, options: dict[str, Any], photos: int | None)
     return cost.estimate(settings.prices, instances, runtimes, photos, config.iterations, config.max_gaussians)
 
 
-def _download_links(settings: ExecutionSettings, job: dict[str, Any]) -> dict[str, str]:
-    links = {}
-    own_prefix = f"s3://{settings.data_bucket}/jobs/{job['job_id']}/"
-    for name in ("scene", "compress_manifest", "georef"):
-        uri = job.get("outputs", {}).get(name)
+def _download_links(settings: ExecutionSettings, job: dict[str, Any]) -> dict[str, Any]:
+    """Presigned GETs of the job's own deliverables, and of the manifests that give each file's SHA-256: the scene
+    (compress's manifest), georef.json and the SfM model the viewer starts from (sfm's manifest)."""
+    links: dict[str, Any] = {}
+    bucket_prefix = f"s3://{settings.data_bucket}/"
+    own_prefix = f"{bucket_prefix}jobs/{job['job_id']}/"
+    outputs = dict(job.get("outputs", {}))
+    if outputs.get("sfm"):
+        outputs["sfm_manifest"] = outputs["sfm"].rstrip("/") + "/manifest.json"
+    for name in ("scene", "compress_manifest", "georef", "sfm_manifest"):
+        uri = outputs.get(name)
         if uri and uri.startswith(own_prefix):
-            links[name] = _presign(settings, "get_object", Key=uri.removeprefix(f"s3://{settings.data_bucket}/"))
+            links[name] = _presign(settings, "get_object", Key=uri.removeprefix(bucket_prefix))
+    if "sfm_manifest" in links:
+        model = _sfm_model_keys(settings, outputs["sfm_manifest"].removeprefix(bucket_prefix))
+        if model:
+            links["sfm_model"] = {
+                relative: _presign(settings, "get_object", Key=key) for relative, key in model.items()
+            }
     return links
+
+
+def _sfm_model_keys(settings: ExecutionSettings, manifest_key: str) -> dict[str, str]:
+    """The SfM model's files (``sparse/0/...``) as the sfm stage's manifest lists them; none when it cannot be read
+    (the scene still downloads without them)."""
+    try:
+        body = aws.client("s3").get_object(Bucket=settings.data_bucket, Key=manifest_key, Range="bytes=0-16777215")
+        files = json.loads(body["Body"].read()).get("files", {})
+    except (ClientError, ValueError, AttributeError) as error:
+        logger.info("sfm manifest not read", extra={"key": manifest_key, "error": str(error)})
+        return {}
+    prefix = manifest_key.removesuffix("manifest.json")
+    return {name: prefix + name for name in files if name.startswith("sparse/0/") and ".." not in name}
 
 
 def job_view(settings: ApiSettings, job: dict[str, Any], with_links: bool) -> dict[str, Any]:
@@ -239,11 +264,15 @@ class PartsRequest(BaseModel):
 
 
 def sign_remaining_parts(settings: ExecutionSettings, job: dict[str, Any], numbers: list[int] | None) -> dict:
-    """Fresh URLs for a multipart upload still awaited: part URLs expire ``UploadUrlExpirySeconds`` after they are
-    signed, and a large archive on a slow link takes longer than that."""
+    """Fresh URLs for an upload still awaited: part URLs expire ``UploadUrlExpirySeconds`` after they are signed, and
+    a large archive on a slow link takes longer than that. A single-PUT archive gets a fresh PUT URL."""
     multipart = job.get("multipart")
+    if job["status"] == JobStatus.AWAITING_UPLOAD and not multipart and job.get("upload", {}).get("kind") == "zip":
+        # A single-PUT archive whose URL expired before it went up: sign it again.
+        key = job["upload"]["key"]
+        return {"kind": "zip", "key": key, "url": _presign(settings, "put_object", Key=key)}
     if job["status"] != JobStatus.AWAITING_UPLOAD or not multipart:
-        raise JobConflictError(f"job {job['job_id']} is {job['status']}, not awaiting a multipart upload")
+        raise JobConflictError(f"job {job['job_id']} is {job['status']}, not awaiting an upload of parts")
     key, total = job["upload"]["key"], int(multipart["parts"])
     uploaded = {}
     if numbers is None:
