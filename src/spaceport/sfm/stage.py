@@ -191,8 +191,16 @@ def map_with_fallback(database: Path, images_dir: Path, work_dir: Path, config: 
     return model, config.mapper
 
 
-def has_distortion(reconstruction) -> bool:
+# The camera models training reads (spaceport.train.data refuses any other by name).
+PINHOLE_MODELS = ("SIMPLE_PINHOLE", "PINHOLE")
+
+
+def needs_undistortion(reconstruction) -> bool:
+    """Whether a camera distorts, or has a distortion model at all: the global mapper can leave SIMPLE_RADIAL's k at
+    exactly 0, and training refuses that model by name. Undistortion turns either into PINHOLE."""
     for camera in reconstruction.cameras.values():
+        if camera.model.name not in PINHOLE_MODELS:
+            return True
         if any(abs(camera.params[index]) > 0 for index in camera.extra_params_idxs()):
             return True
     return False
@@ -207,7 +215,7 @@ def write_outputs(reconstruction, images_dir: Path, work_dir: Path, output_dir: 
     for stale in (output_dir / "sparse", output_images):
         shutil.rmtree(stale, ignore_errors=True)
     sparse_dir.mkdir(parents=True)
-    if has_distortion(reconstruction):
+    if needs_undistortion(reconstruction):
         model_dir = work_dir / "model"
         model_dir.mkdir(parents=True, exist_ok=True)
         reconstruction.write(model_dir)
@@ -316,7 +324,7 @@ def run_sfm(images_dir: Path, output_dir: Path, work_dir: Path, config: SfmConfi
         "skipped_files": intake.skipped,
         "points": model.num_points3D(),
         "mean_reprojection_error_px": round(model.compute_mean_reprojection_error(), 4),
-        "camera_model": "PINHOLE" if has_distortion(model) else estimated_model,
+        "camera_model": "PINHOLE" if needs_undistortion(model) else estimated_model,
         "estimated_camera_model": estimated_model,
         "cameras": model.num_cameras(),
         "matcher": matcher,
