@@ -47,6 +47,24 @@ def start_camera(sfm_dir: Path, georef: dict[str, Any] | None) -> dict[str, Any]
     return viewer_camera(sfm_dir)
 
 
+def folder_view(folder: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(camera, georef) to open a folder's scene with, when it has no page of its own (a downloaded cloud job, a
+    bare SOG): its ``georef.json``, and for an upright frame the oblique start of its SfM model (``sfm/sparse/0``).
+    The camera is None, for the page to frame the scene, without a model or where pycolmap is not installed."""
+    import json
+
+    georef_file = folder / "georef.json"
+    georef = json.loads(georef_file.read_text(encoding="utf-8")) if georef_file.is_file() else None
+    model = folder / "sfm" / "sparse" / "0"
+    if not georef or georef.get("method") not in ("gps", "upright") or not model.is_dir():
+        return None, georef
+    try:
+        import pycolmap
+    except ImportError:
+        return None, georef
+    return oblique_camera(pycolmap.Reconstruction(model)), georef
+
+
 def oblique_camera(reconstruction: Any) -> dict[str, Any]:
     """A pleasant first view of an upright model (z up): the whole scene, from above the first held-out photo's
     side at ``START_ELEVATION_DEG``, with that photo's field of view; it orbits about world up (+z).

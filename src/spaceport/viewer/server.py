@@ -61,7 +61,11 @@ class ViewerRequestHandler(SimpleHTTPRequestHandler):
         if local.is_file() or (local.is_dir() and (local / "index.html").is_file()):
             return None
         if path in ("/", "/index.html"):
-            return render_index(None).encode("utf-8"), MIME_TYPES[".html"]
+            # A folder without its page may still say its frame (georef.json): open it upright.
+            from spaceport.local.views import folder_view
+
+            camera, georef = folder_view(Path(self.directory))
+            return render_index(camera, georef=georef).encode("utf-8"), MIME_TYPES[".html"]
         name = path.removeprefix("/static/")
         if name in STATIC_FILES:
             source = engine_path() if name.endswith(".mjs") else STATIC_DIR / name
