@@ -1,4 +1,4 @@
-"""Which models the sfm stage undistorts before training: training reads PINHOLE and SIMPLE_PINHOLE only."""
+"""The cameras the sfm stage writes: training reads PINHOLE and SIMPLE_PINHOLE only."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 pycolmap = pytest.importorskip("pycolmap")
 
-from spaceport.sfm.stage import needs_undistortion  # noqa: E402
+from spaceport.sfm.stage import pinhole_when_undistorted  # noqa: E402
 
 
 def model_with(name: str, params: list[float]) -> SimpleNamespace:
@@ -17,17 +17,27 @@ def model_with(name: str, params: list[float]) -> SimpleNamespace:
     return SimpleNamespace(cameras={1: camera})
 
 
-def test_a_distortion_model_whose_terms_are_zero_is_undistorted_too():
-    # GIVEN a SIMPLE_RADIAL camera whose k the global mapper left at exactly 0 (the local stack met this: training
-    # then refused "camera 1 ... uses the SIMPLE_RADIAL model")
-    radial_without_k = model_with("SIMPLE_RADIAL", [300.0, 160.0, 120.0, 0.0])
-    # WHEN the stage decides whether to undistort THEN it does, which writes PINHOLE
-    assert needs_undistortion(radial_without_k)
+def written(model: SimpleNamespace) -> tuple[str, list[float]]:
+    camera = model.cameras[1]
+    return camera.model.name, [float(value) for value in camera.params]
 
 
-def test_distortion_is_undistorted_and_a_pinhole_model_kept():
-    # GIVEN a camera that distorts, and pinhole cameras
-    # WHEN the stage decides THEN only the distorting one is undistorted
-    assert needs_undistortion(model_with("SIMPLE_RADIAL", [300.0, 160.0, 120.0, 0.02]))
-    assert not needs_undistortion(model_with("PINHOLE", [300.0, 301.0, 160.0, 120.0]))
-    assert not needs_undistortion(model_with("SIMPLE_PINHOLE", [300.0, 160.0, 120.0]))
+def test_a_distortion_model_whose_terms_are_zero_becomes_the_pinhole_camera_it_is():
+    # GIVEN a SIMPLE_RADIAL camera whose k the global mapper left at exactly 0 (the local stack met it: training then
+    # refused "camera 1 ... uses the SIMPLE_RADIAL model", COLMAP's undistorter having copied it as it was), and an
+    # OPENCV camera with two focal lengths and no distortion
+    radial = model_with("SIMPLE_RADIAL", [300.0, 160.0, 120.0, 0.0])
+    opencv = model_with("OPENCV", [300.0, 310.0, 160.0, 120.0, 0.0, 0.0, 0.0, 0.0])
+    # WHEN the stage prepares them for writing
+    pinhole_when_undistorted(radial)
+    pinhole_when_undistorted(opencv)
+    # THEN each is the pinhole model of the same intrinsics
+    assert written(radial) == ("SIMPLE_PINHOLE", [300.0, 160.0, 120.0])
+    assert written(opencv) == ("PINHOLE", [300.0, 310.0, 160.0, 120.0])
+
+
+def test_a_camera_that_distorts_is_left_for_the_undistorter():
+    # GIVEN a camera whose k is not 0 WHEN prepared THEN it keeps its model (undistortion turns it into PINHOLE)
+    radial = model_with("SIMPLE_RADIAL", [300.0, 160.0, 120.0, 0.02])
+    pinhole_when_undistorted(radial)
+    assert written(radial)[0] == "SIMPLE_RADIAL"

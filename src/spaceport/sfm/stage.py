@@ -195,19 +195,35 @@ def map_with_fallback(database: Path, images_dir: Path, work_dir: Path, config: 
 PINHOLE_MODELS = ("SIMPLE_PINHOLE", "PINHOLE")
 
 
-def needs_undistortion(reconstruction) -> bool:
-    """Whether a camera distorts, or has a distortion model at all: the global mapper can leave SIMPLE_RADIAL's k at
-    exactly 0, and training refuses that model by name. Undistortion turns either into PINHOLE."""
+def has_distortion(reconstruction) -> bool:
     for camera in reconstruction.cameras.values():
-        if camera.model.name not in PINHOLE_MODELS:
-            return True
         if any(abs(camera.params[index]) > 0 for index in camera.extra_params_idxs()):
             return True
     return False
 
 
-def write_outputs(reconstruction, images_dir: Path, work_dir: Path, output_dir: Path) -> None:
-    """Pinhole model in ``sparse/0`` and its images in ``images/`` (undistorted when the camera distorts)."""
+def pinhole_when_undistorted(reconstruction) -> None:
+    """Rewrite, in place, a camera whose distortion model has every term at 0 as the pinhole camera it is.
+
+    The global mapper can leave SIMPLE_RADIAL's k at exactly 0; COLMAP's undistorter copies such a camera as it is,
+    and training refuses the model by name.
+    """
+    import pycolmap
+
+    for camera in reconstruction.cameras.values():
+        if camera.model.name in PINHOLE_MODELS or any(camera.params[i] != 0 for i in camera.extra_params_idxs()):
+            continue
+        fx, fy = camera.focal_length_x, camera.focal_length_y
+        cx, cy = camera.principal_point_x, camera.principal_point_y
+        if fx == fy:
+            camera.model, camera.params = pycolmap.CameraModelId.SIMPLE_PINHOLE, [fx, cx, cy]
+        else:
+            camera.model, camera.params = pycolmap.CameraModelId.PINHOLE, [fx, fy, cx, cy]
+
+
+def write_outputs(reconstruction, images_dir: Path, work_dir: Path, output_dir: Path) -> str:
+    """Pinhole model in ``sparse/0`` and its images in ``images/`` (undistorted when the camera distorts); returns
+    the camera model written."""
     import pycolmap
 
     sparse_dir = output_dir / "sparse" / "0"
@@ -215,7 +231,8 @@ def write_outputs(reconstruction, images_dir: Path, work_dir: Path, output_dir: 
     for stale in (output_dir / "sparse", output_images):
         shutil.rmtree(stale, ignore_errors=True)
     sparse_dir.mkdir(parents=True)
-    if needs_undistortion(reconstruction):
+    pinhole_when_undistorted(reconstruction)
+    if has_distortion(reconstruction):
         model_dir = work_dir / "model"
         model_dir.mkdir(parents=True, exist_ok=True)
         reconstruction.write(model_dir)
@@ -224,13 +241,14 @@ def write_outputs(reconstruction, images_dir: Path, work_dir: Path, output_dir: 
         pinhole = pycolmap.Reconstruction(undistorted / "sparse")
         pinhole.write(sparse_dir)
         shutil.move(undistorted / "images", output_images)
-        return
+        return "PINHOLE"
     reconstruction.write(sparse_dir)
     for image in reconstruction.images.values():
         if image.has_pose:
             target = output_images / image.name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(images_dir / image.name, target)
+    return next(iter(reconstruction.cameras.values())).model.name
 
 
 def check_registration(registered: int, total: int, config: SfmConfig, skipped: int) -> None:
@@ -316,7 +334,7 @@ def run_sfm(images_dir: Path, output_dir: Path, work_dir: Path, config: SfmConfi
         logger.warning("georef: %s", warning)
     estimated_model = next(iter(model.cameras.values())).model.name
     with timed(seconds, "undistortion"):
-        write_outputs(model, intake_dir, work_dir, output_dir)
+        written_model = write_outputs(model, intake_dir, work_dir, output_dir)
     write_georef(output_dir / GEOREF_FILE, registration)
     figures = {
         "registered_images": model.num_reg_images(),
@@ -324,7 +342,7 @@ def run_sfm(images_dir: Path, output_dir: Path, work_dir: Path, config: SfmConfi
         "skipped_files": intake.skipped,
         "points": model.num_points3D(),
         "mean_reprojection_error_px": round(model.compute_mean_reprojection_error(), 4),
-        "camera_model": "PINHOLE" if needs_undistortion(model) else estimated_model,
+        "camera_model": written_model,
         "estimated_camera_model": estimated_model,
         "cameras": model.num_cameras(),
         "matcher": matcher,
