@@ -27,7 +27,8 @@ web browser, on this machine.
 """
 EPILOG = """\
 validate, sfm, train and compress run one part of `run` on its own; sample-scene
-renders photos to try it on; georef re-registers a finished run (z up, GPS).
+renders photos to try it on; georef re-registers a finished run (z up, GPS);
+cloud does it all on a deployed AWS stack (spaceport cloud --help).
 Details: spaceport COMMAND --help
 """
 
@@ -41,6 +42,7 @@ COMMANDS = {
     "sfm": ("spaceport.sfm.command", "the sfm stage: photos to a COLMAP model (SageMaker Processing contract)"),
     "train": ("spaceport.train.command", "the train stage: COLMAP model to scene.ply (SageMaker Training contract)"),
     "compress": ("spaceport.compress.command", "compress a 3DGS PLY to PlayCanvas SOG"),
+    "cloud": ("spaceport.cloud.client.command", "the same on AWS: submit photos to a deployed stack, follow, download"),
 }
 
 

@@ -17,6 +17,7 @@ authorisation checked is the API's signature (and its users' execute-api:Invoke)
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -226,6 +227,8 @@ class LocalStack:
                 return sagemaker.wsgi(operation, environ, start_response)
             return s3_front(environ, start_response)
 
+        # One line per request to moto's server is noise; what the functions and the stages log is what matters.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = make_server("127.0.0.1", 0, front, threaded=True)
         threading.Thread(target=self._server.serve_forever, name="local-aws", daemon=True).start()
 
