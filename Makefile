@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TOOLS_VENV := .tools
 DEMO_DIR ?= demo-output
 
-.PHONY: setup setup-node setup-tools test test-fast lint lint-cloud demo bench gpu-bundle gpu-check clean
+.PHONY: setup setup-node setup-tools test test-fast lint lint-cloud demo cloud-demo bench gpu-bundle gpu-check clean
 
 setup: $(STAMP) node_modules/.installed src/spaceport/viewer/static/playcanvas.min.mjs
 
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch 2.13.0 first: the CPU wheel; asking for torch through a range could pull a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[stages,cloud,dev]'
+	$(BIN)/pip install --quiet -e '.[stages,cloud,client,dev]'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -86,6 +86,16 @@ demo: setup
 	$(BIN)/spaceport sample-scene $(DEMO_DIR)/sample-photos
 	$(BIN)/spaceport run $(DEMO_DIR)/sample-photos --out $(DEMO_DIR)/run --preset default --iterations 2000
 	@echo "Open the viewer: $(BIN)/spaceport view $(DEMO_DIR)/run"
+
+# The cloud pipeline without an AWS account: a local stack (moto's server, our state machine and functions, a
+# SageMaker stand-in running the real stages: sfm and compress in the images of `make images` when a Docker engine is
+# there) that `spaceport cloud` submits the sample scene to, follows and downloads a verified scene from.
+CLOUD_DEMO_DIR ?= $(DEMO_DIR)/cloud
+cloud-demo: setup
+	@if tools/docker-engine.sh; then $(MAKE) --no-print-directory images; \
+	else echo "No Docker engine: the stand-in runs sfm and compress as processes instead of containers." >&2; fi
+	$(BIN)/python -m spaceport.cloud.local_stack demo --work $(CLOUD_DEMO_DIR)
+	@echo "Open the viewer: $(BIN)/spaceport view $(CLOUD_DEMO_DIR)/scene"
 
 # Template, state machine and security linters in their own virtualenvs (aws-sam-cli pins boto3; checkov
 # pins versions that conflict with aws-sam-cli, so it gets .tools/checkov, linked into .tools/bin).

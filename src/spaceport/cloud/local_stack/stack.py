@@ -306,7 +306,7 @@ class LocalStack:
         body = {
             "Parameters": {name: {"Type": "String", "Default": str(self.template["Parameters"][name]["Default"])}
                            for name in parameters},
-            "Resources": {"Deployed": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": f"{STACK_NAME}-deployed"}}},
+            "Resources": {"Deployed": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": f"{STACK_NAME}-up"}}},
             "Outputs": {name: {"Value": value} for name, value in outputs.items()},
         }  # fmt: skip
         self.client("cloudformation").create_stack(StackName=STACK_NAME, TemplateBody=json.dumps(body))
