@@ -46,6 +46,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     resume.add_argument("job_id")
     resume.add_argument("photos", type=Path)
     resume.add_argument("--wait", action="store_true", help="follow the job to its end")
+    for uploading in (submit, resume):
+        uploading.add_argument("--parallel", type=int, default=4, help="parts sent at once (default 4)")
     status = add("status", "a job's stage, queue position, cost, failure reason and the retry command")
     status.add_argument("job_id")
     status.add_argument("--watch", action="store_true", help="follow the job to its end (exit status: its outcome)")
@@ -98,7 +100,7 @@ def _client(args: argparse.Namespace) -> Any:
         deployment = config.Deployment(stack="", region=session.region, api_url=args.api_url, bucket="")
     else:
         deployment = config.load(args.profile, session.region)
-    return Client(deployment, session)
+    return Client(deployment, session, parallel=max(1, getattr(args, "parallel", 4)))
 
 
 def init(args: argparse.Namespace) -> int:

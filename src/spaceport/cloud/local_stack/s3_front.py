@@ -40,15 +40,24 @@ class S3Faults:
         expire_after_parts: once this many part PUTs have succeeded, every URL signed until then answers 403, as
             S3 does when the credentials that signed them expire.
         corrupt_keys: key suffixes whose next GET arrives with one byte changed (once each).
+        part_seconds: how long each part takes to arrive, at least (a slow link).
         part_requests: every part PUT seen, in order.
     """
 
     drop_parts: set[int] = field(default_factory=set)
     expire_after_parts: int | None = None
     corrupt_keys: set[str] = field(default_factory=set)
+    part_seconds: float = 0.0
     part_requests: list[PartRequest] = field(default_factory=list)
     _signed_before: float | None = None
+    _in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def settle(self, timeout_s: float = 30.0) -> None:
+        """Wait until no part request is being answered (one a killed client left in flight may still land)."""
+        deadline = time.monotonic() + timeout_s
+        while self._in_flight and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def parts_sent(self, upload_id: str) -> list[int]:
         """The part numbers S3 accepted for ``upload_id``, in the order they arrived."""
@@ -99,17 +108,32 @@ class S3Front:
         query = {key: values[0] for key, values in parse_qs(environ.get("QUERY_STRING", "")).items()}
         if "X-Amz-Signature" not in query or "/s3/aws4_request" not in query.get("X-Amz-Credential", ""):
             return self._app(environ, start_response)
+        method = environ["REQUEST_METHOD"]
+        part = method == "PUT" and "partNumber" in query and "uploadId" in query
         signed_at = timegm(time.strptime(query["X-Amz-Date"], AMZ_DATE))
         if time.time() > signed_at + int(query.get("X-Amz-Expires", "0")) or self.faults.expired_by_fault(signed_at):
+            if part:
+                environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))  # S3 reads the body it refuses
+                self.faults.record(PartRequest(query["uploadId"], int(query["partNumber"]), 403))
             return _error(start_response, "403 Forbidden", "AccessDenied", "Request has expired")
-        method = environ["REQUEST_METHOD"]
-        if method == "PUT" and "partNumber" in query and "uploadId" in query:
+        if part:
             return self._part(environ, start_response, query["uploadId"], int(query["partNumber"]))
         if method == "GET" and self.faults.take_corruption(environ.get("PATH_INFO", "")):
             return self._corrupted(environ, start_response)
         return self._app(environ, start_response)
 
     def _part(self, environ: dict[str, Any], start_response: Callable[..., Any], upload_id: str, number: int) -> Any:
+        with self.faults._lock:
+            self.faults._in_flight += 1
+        try:
+            return self._answer_part(environ, start_response, upload_id, number)
+        finally:
+            with self.faults._lock:
+                self.faults._in_flight -= 1
+
+    def _answer_part(
+        self, environ: dict[str, Any], start_response: Callable[..., Any], upload_id: str, number: int
+    ) -> Any:
         if self.faults.take_drop(number):
             length = int(environ.get("CONTENT_LENGTH") or 0)
             environ["wsgi.input"].read(length // 2)
@@ -119,6 +143,7 @@ class S3Front:
             self.faults.record(PartRequest(upload_id, number, 0))
             start_response("400 Bad Request", [("Content-Length", "0")])
             return [b""]
+        time.sleep(self.faults.part_seconds)
         seen: dict[str, int] = {}
 
         def recording_start(status: str, headers: list, *args: Any) -> Any:

@@ -170,10 +170,7 @@ class LocalStack:
         aws.reset()
         settings.clear_cache()
         if self._part_bytes:
-            from spaceport.cloud import api
-
-            self._patches.setattr(api, "PART_BYTES", self._part_bytes)
-            self._patches.setattr(api, "MULTIPART_THRESHOLD", self._part_bytes)
+            self.use_part_bytes(self._part_bytes)
         self._create_resources()
         self.handlers = {name: lambdas.load_handler(name) for name in lambdas.FUNCTIONS}
         self._route_functions()
@@ -181,6 +178,13 @@ class LocalStack:
         self.api = LocalHttpApi(self.template, self._invoke_api, principals, REGION, ACCOUNT)
         self.api.start()
         self._create_cloudformation_stack()
+
+    def use_part_bytes(self, part_bytes: int) -> None:
+        """The API's part size from now on (and its multipart threshold: an archive over one part goes in parts)."""
+        from spaceport.cloud import api
+
+        self._patches.setattr(api, "PART_BYTES", part_bytes)
+        self._patches.setattr(api, "MULTIPART_THRESHOLD", part_bytes)
 
     def stop(self) -> None:
         if self.api is not None:
