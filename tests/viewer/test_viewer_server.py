@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import threading
 import time
 import urllib.error
@@ -116,3 +117,16 @@ def _wait_for_url(capsys: pytest.CaptureFixture[str], timeout_s: float = 10.0) -
                 return word
         time.sleep(0.05)
     raise AssertionError("spaceport view printed no URL")
+
+
+def test_a_folder_with_georef_json_and_no_page_opens_upright(served: tuple[Path, str]) -> None:
+    # GIVEN a folder holding a scene and its georef.json, z up, but no page (a downloaded cloud job, a copied SOG)
+    run_dir, url = served
+    (run_dir / "georef.json").write_text(json.dumps({"method": "upright", "georeferenced": False, "warnings": []}))
+
+    # WHEN the browser asks for the page
+    status, _, page = _get(url)
+
+    # THEN the page orbits about +z, the frame georef.json gives, instead of SfM's own (looking up from below)
+    config = json.loads(page.split(b'id="spaceport-config">')[1].split(b"</script>")[0])
+    assert status == 200 and config["frame"]["up"] == [0.0, 0.0, 1.0]
