@@ -1,7 +1,7 @@
 """Run the benchmark suites and write benchmarks/RESULTS.md, results.json and plots/.
 
-``python -m benchmarks [--only quality,compress,train,sfm,lambdas,local,gpu] [--quick] [--work DIR]`` runs the chosen
-suites one after the other (never two heavy measurements at once), then merges their results into
+``python -m benchmarks [--only quality,compress,train,sfm,lambdas,local,gpu,cloud-demo] [--quick] [--work DIR]``
+runs the chosen suites one after the other (never two heavy measurements at once), then merges their results into
 ``benchmarks/results.json`` and rewrites ``benchmarks/RESULTS.md`` and ``benchmarks/plots/``.
 """
 
@@ -21,6 +21,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 
 from benchmarks import (  # noqa: E402
     burst,
+    cloud_demo,
     compression,
     georef,
     gpu,
@@ -52,6 +53,7 @@ SUITES: dict[str, Callable[[Workspace], SuiteResult]] = {
     "local": local_run.run,
     "burst": burst.run,
     "gpu": gpu.run,
+    "cloud-demo": cloud_demo.run,
 }
 
 
@@ -71,6 +73,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "lund=/path/to/OpenSfM.git (default: a partial clone of the public one, which needs "
                              "the network); repeat for each capture")  # fmt: skip
     parser.add_argument("--gpu-figures", type=Path, help="`make gpu-check`'s figures.json (default: gpu-check-output/)")
+    parser.add_argument("--cloud-demo-figures", type=Path,
+                        help="a `make cloud-demo`'s figures.json to report instead of running it again")  # fmt: skip
     args = parser.parse_args(argv)
     args.suites = [name.strip() for name in args.only.split(",")] if args.only else list(SUITES)
     if any("=" not in item for item in args.real_source):
@@ -102,6 +106,8 @@ def run_suites(args: argparse.Namespace, work: Path) -> None:
             result = quality.run(workspace, args.real_sources, only, earlier)
         elif name == "gpu":
             result = gpu.run(workspace, args.gpu_figures)
+        elif name == "cloud-demo":
+            result = cloud_demo.run(workspace, args.cloud_demo_figures)
         elif name == "scaling-splats":
             result = scaling_splats.run(workspace, not args.skip_splat_transform, args.gpu_figures)
         else:
