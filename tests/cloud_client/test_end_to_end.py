@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 
 from spaceport.cli import main
+from spaceport.cloud.local_stack.stages import docker_image
 
 pytestmark = pytest.mark.slow
 
@@ -77,6 +78,10 @@ def test_a_stage_fails_retry_finishes_the_job_and_the_scene_verifies_and_opens_u
     assert job["stages"]["train"]["figures"]["test_psnr"] > 15
     sfm_runs = [name for name in pipeline_stack.sagemaker.jobs if "-sfm-" in name]
     assert len(sfm_runs) == 1
+    # AND sfm and compress ran in the images of `make images` wherever this engine has them (in CI it does)
+    for name, record in pipeline_stack.sagemaker.jobs.items():
+        if record.job.stage in ("sfm", "compress"):
+            assert record.in_container == (docker_image(record.job.stage, True) is not None), name
     assert {"scene.sog", "georef.json", "index.html", "sfm/sparse/0/points3D.bin"} <= {
         p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file()
     }
