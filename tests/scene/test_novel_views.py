@@ -84,3 +84,15 @@ def test_the_sweep_is_rendered_beside_the_photos_only_when_asked(tmp_path: Path)
     for name in names:
         with Image.open(tmp_path / "swept" / NOVEL_VIEWS_DIR / name) as image:
             assert image.format == "PNG" and image.size == (64, 48)
+
+
+def test_the_command_renders_the_sweep_when_asked(tmp_path: Path, capsys) -> None:
+    from spaceport.cli import main
+
+    # WHEN the command renders a small object capture with its sweep
+    code = main(["sample-scene", str(tmp_path), "--layout", "object", "--images", "4", "--width", "48", "--height",
+                 "36", "--novel-views"])  # fmt: skip
+
+    # THEN the sweep's views lie beside the photos and the command says where
+    assert code == 0 and len(list((tmp_path / NOVEL_VIEWS_DIR).glob("*.png"))) == 12
+    assert "novel_views" in capsys.readouterr().out

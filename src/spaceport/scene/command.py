@@ -21,6 +21,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed, help="texture and camera path seed")
     parser.add_argument("--gps", action=argparse.BooleanOptionalAction,
                         help="write EXIF GPS with noise and one wrong fix (default: drone layout only)")  # fmt: skip
+    parser.add_argument("--novel-views", action="store_true",
+                        help="also render 16 views off the capture path into OUT/novel_views (poses in the ground "
+                             "truth), for scoring a splat where no photo was taken")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,9 +35,11 @@ def run(args: argparse.Namespace) -> int:
         config = SceneConfig(
             images=args.images, width=args.width, height=args.height, seed=args.seed, layout=args.layout, gps=args.gps
         )
-        scene = render_sample_scene(args.out, config)
+        scene = render_sample_scene(args.out, config, novel_views=args.novel_views)
     except ValueError as error:
         print(f"spaceport sample-scene: {error}")
         return 2
     print(f"{len(scene.poses)} photos in {scene.images_dir}; ground truth in {scene.ground_truth_file}")
+    if args.novel_views:
+        print(f"the novel-view sweep in {args.out / 'novel_views'}")
     return 0
