@@ -215,8 +215,8 @@ def test_a_long_needle_seen_along_a_diagonal_keeps_a_positive_footprint_and_fini
     K = torch.tensor([[400.0, 0.0, 240.0], [0.0, 400.0, 180.0], [0.0, 0.0, 1.0]])
 
     # WHEN projected, rendered and backpropagated
-    projection = rasterize_cpu._project(inputs["means"], inputs["quats"], inputs["log_scales"], inputs["opacity_logits"],
-                                        viewmat, K, 480, 360)  # fmt: skip
+    shape = (inputs["means"], inputs["quats"], inputs["log_scales"], inputs["opacity_logits"])
+    projection = rasterize_cpu._project(*shape, viewmat, K, 480, 360)
     result = render(**inputs, viewmat=viewmat, K=K, width=480, height=360, background=torch.zeros(3))
     (result.image.sum() + result.alpha.sum()).backward()
 
