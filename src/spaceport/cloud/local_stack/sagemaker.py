@@ -180,6 +180,11 @@ class SageMakerStandIn:
         threading.Thread(target=self._run, args=(self.jobs[name],), name=name, daemon=True).start()
         return {"TrainingJobArn" if training else "ProcessingJobArn": arn}
 
+    def stop_all(self) -> None:
+        """End every job still running (the stack is going away): no stage outlives it."""
+        for record in list(self.jobs.values()):
+            self.stop(record)
+
     def stop(self, record: StandInJob) -> None:
         if record.status == "InProgress":
             record.status = "Stopping"

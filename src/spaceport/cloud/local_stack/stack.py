@@ -187,6 +187,8 @@ class LocalStack:
         self._patches.setattr(api, "MULTIPART_THRESHOLD", part_bytes)
 
     def stop(self) -> None:
+        if self.sagemaker is not None:
+            self.sagemaker.stop_all()
         if self.api is not None:
             self.api.stop()
         if self.deliveries is not None:
