@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import SuiteResult, Table, Target, Workspace, fmt, run_quiet
+from benchmarks.common import SuiteResult, Table, Target, Workspace, fmt, machine_info, run_quiet
 
 NAME, TITLE = "cloud-demo", "The cloud demo: photos to a verified splat through the local stack"
 STAGES = ("validate", "sfm", "train", "compress")
@@ -32,7 +32,10 @@ def run(workspace: Workspace, figures_path: Path | None = None) -> SuiteResult:
         figures_path = work / "figures.json"
     if not figures_path.is_file():
         raise FileNotFoundError(f"no cloud demo figures at {figures_path}: run `make cloud-demo` first")
-    return report(json.loads(figures_path.read_text(encoding="utf-8")))
+    result = report(json.loads(figures_path.read_text(encoding="utf-8")))
+    # This machine ran the demo; the suite's time is the job's, not the few milliseconds of reading its figures.
+    result.machine, result.mode, result.seconds = machine_info(), "full", result.figures["submit_to_verified_scene_s"]
+    return result
 
 
 def report(figures: dict[str, Any]) -> SuiteResult:
