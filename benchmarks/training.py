@@ -99,7 +99,7 @@ def cpu_trainer(sfm_dir: Path, config: Any) -> tuple[Any, Any, Any]:
                        ProgressLog(10**9, None), select_strategy(config, scene.extent),
                        near_field=build_near_field(scene.train_sources, config, "cpu"),
                        observed_depths=scene_observed_depths(scene.train_views, scene.train_sources)
-                       if config.depth_loss_weight > 0 else None)  # fmt: skip
+                       if config.depth_loss_weight > 0 or config.surface_opacity_weight > 0 else None)  # fmt: skip
     return scene, ctx, initial_state(scene.points, scene.colors, config, scene.extent, scene.train_sources)
 
 

@@ -60,6 +60,8 @@ class TrainConfig:
     # often it runs (it renders the step's view a second time).
     depth_loss_weight: float = 0.0
     depth_loss_every: int = 4
+    # Weight of the transparency at the pixels of the SfM points each photo observed (0: off); every step, cheap.
+    surface_opacity_weight: float = 0.0
     # Per-photo affine colour transforms between render and loss, started from EXIF exposure
     # (spaceport.train.appearance).
     appearance: bool = False

@@ -1,4 +1,5 @@
-"""A depth term at the SfM points each training photo observed (the sparse depth supervision 3DGS and gsplat offer).
+"""Terms at the SfM points each training photo observed: depth (the sparse depth supervision 3DGS and gsplat offer)
+and opacity.
 
 Every point a photo's features triangulated lies on a surface that photo saw, at a known depth. Every
 ``depth_loss_every`` steps the step's view is rendered a second time with each Gaussian "coloured" by its camera depth
@@ -68,6 +69,19 @@ def depth_term(params: dict[str, torch.Tensor], view: CameraView, observed: Obse
         return None
     rendered = result.image[observed.rows, observed.columns, 0][covered] / alpha[covered]
     return (rendered / observed.depths[covered] - 1.0).abs().mean()
+
+
+def surface_opacity_term(alpha: torch.Tensor, observed: ObservedDepths) -> torch.Tensor | None:
+    """Mean transparency ``1 - alpha`` of the render at the pixels of the SfM points the photo observed.
+
+    A point a photo's features triangulated lies on a surface, so the render is opaque there. Behind a learned sky,
+    nothing else says so: on the close-object capture the textured backdrop, whose mean colour a smooth sky can
+    mimic, went 36 % see-through and held-out PSNR fell from 33 to 26 dB. Featureless sky has no SfM points and is
+    left free.
+    """
+    if not len(observed.depths):
+        return None
+    return (1.0 - alpha[observed.rows, observed.columns]).mean()
 
 
 def scene_observed_depths(views: list[CameraView], sources: list[PosedImage]) -> dict[str, ObservedDepths]:

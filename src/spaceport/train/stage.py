@@ -76,7 +76,7 @@ def _context(scene: SceneData, config: TrainConfig, paths: TrainPaths, progress:
                         CheckpointStore(paths.checkpoint_dir),
                         build_near_field(scene.train_sources, config, config.device),
                         scene_observed_depths(scene.train_views, scene.train_sources)
-                        if config.depth_loss_weight > 0 else None)  # fmt: skip
+                        if config.depth_loss_weight > 0 or config.surface_opacity_weight > 0 else None)  # fmt: skip
 
 
 def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,

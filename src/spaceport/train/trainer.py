@@ -192,7 +192,7 @@ def train_step(state: TrainState, view: CameraView, ctx: TrainContext) -> tuple[
     photometric = float(loss.detach())
     if config.alpha_entropy_weight > 0:
         loss = loss + config.alpha_entropy_weight * alpha_entropy(result.alpha)
-    for extra in (ctx.strategy.loss(state.params), depth_loss(state, view, ctx)):
+    for extra in (ctx.strategy.loss(state.params), depth_loss(state, view, ctx), surface_opacity(result, view, ctx)):
         if extra is not None:
             loss = loss + extra
     state.optimizer.zero_grad(set_to_none=True)
@@ -216,6 +216,16 @@ def depth_loss(state: TrainState, view: CameraView, ctx: TrainContext) -> torch.
         return None
     term = depth_term(state.params, view, ctx.observed_depths[view.name], ctx.renderer)
     return None if term is None else config.depth_loss_weight * term
+
+
+def surface_opacity(result: RenderResult, view: CameraView, ctx: TrainContext) -> torch.Tensor | None:
+    """The weighted transparency at the view's observed SfM points, when asked for."""
+    from spaceport.train.depth_prior import surface_opacity_term
+
+    if ctx.observed_depths is None or ctx.config.surface_opacity_weight <= 0:
+        return None
+    term = surface_opacity_term(result.alpha, ctx.observed_depths[view.name])
+    return None if term is None else ctx.config.surface_opacity_weight * term
 
 
 def train(state: TrainState, ctx: TrainContext) -> TrainState:
