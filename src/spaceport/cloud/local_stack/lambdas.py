@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,26 @@ def invoke(handler: Any, payload: dict[str, Any]) -> dict[str, Any]:
         body = {"errorType": type(error).__name__, "errorMessage": str(error)}
         return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": body}
     return {"StatusCode": 200, "Payload": json.loads(json.dumps(result))}
+
+
+class ExecutionEnvironments:
+    """Our functions loaded once, each serving one event at a time, as one Lambda execution environment does: a
+    handler's module state (powertools' HTTP resolver keeps the event it is answering) never serves two events at
+    once, whichever threads (the state machine's, EventBridge's, the API's) they come from."""
+
+    def __init__(self, root: Path = ROOT) -> None:
+        self.handlers = {name: load_handler(name, root) for name in FUNCTIONS}
+        self._locks = {name: threading.Lock() for name in FUNCTIONS}
+
+    def handle(self, name: str, event: dict[str, Any]) -> Any:
+        """The handler's answer to ``event``; its exception, raised."""
+        with self._locks[name]:
+            return self.handlers[name].lambda_handler(event, LambdaContextStandIn())
+
+    def invoke(self, name: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """A synchronous Invoke, answered as the Lambda service answers it (see ``invoke``)."""
+        with self._locks[name]:
+            return invoke(self.handlers[name], payload)
 
 
 def route_lambda_tasks(setattr: SetAttr, invoke_task: Callable[[dict[str, Any], str, Any], dict[str, Any]]) -> None:

@@ -122,7 +122,7 @@ class LocalStack:
         self.sagemaker: SageMakerStandIn | None = None
         self.api: LocalHttpApi | None = None
         self.deliveries: RuleDeliveries | None = None
-        self.handlers: dict[str, Any] = {}
+        self.functions: lambdas.ExecutionEnvironments | None = None
 
     # ------------------------------------------------------------ addresses and credentials
 
@@ -172,7 +172,7 @@ class LocalStack:
         if self._part_bytes:
             self.use_part_bytes(self._part_bytes)
         self._create_resources()
-        self.handlers = {name: lambdas.load_handler(name) for name in lambdas.FUNCTIONS}
+        self.functions = lambdas.ExecutionEnvironments()
         self._route_functions()
         principals = {key: Principal(secret, arn, key == USER[0]) for key, secret, arn in (USER, OUTSIDER)}
         self.api = LocalHttpApi(self.template, self._invoke_api, principals, REGION, ACCOUNT)
@@ -287,16 +287,20 @@ class LocalStack:
         for rule in template_rules(self.template, self._resources()):
             if rule.function == "TriggerFunction" and not self._pipeline:
                 continue
-            handler = self.handlers[lambdas.function_name(rule.function)]
-            self.deliveries.add(rule, lambda event, h=handler: h.lambda_handler(event, lambdas.LambdaContextStandIn()))
+            name = lambdas.function_name(rule.function)
+            self.deliveries.add(rule, lambda event, n=name: self._functions().handle(n, event))
+
+    def _functions(self) -> lambdas.ExecutionEnvironments:
+        assert self.functions is not None, "start the stack first"
+        return self.functions
 
     def _invoke_task(self, parameters: dict[str, Any], region: str, state_credentials: Any) -> dict[str, Any]:
         """A state machine's ``lambda:invoke`` task, run by the function's handler here."""
-        handler = self.handlers[lambdas.function_name(parameters["FunctionName"])]
-        return lambdas.invoke(handler, json.loads(parameters["Payload"]))
+        name = lambdas.function_name(parameters["FunctionName"])
+        return self._functions().invoke(name, json.loads(parameters["Payload"]))
 
     def _invoke_api(self, event: dict[str, Any]) -> dict[str, Any]:
-        return self.handlers["api"].lambda_handler(event, lambdas.LambdaContextStandIn())
+        return self._functions().handle("api", event)
 
     def _create_cloudformation_stack(self) -> None:
         """A stack named as ``sam deploy`` names it, with the outputs (and parameters) the client reads."""
