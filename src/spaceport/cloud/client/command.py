@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 EXIT_OK, EXIT_FAILED, EXIT_CANCELLED, EXIT_RUNNING = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130  # as a shell reports SIGINT
 OUTCOME_EXIT = {"SUCCEEDED": EXIT_OK, "FAILED": EXIT_FAILED, "CANCELLED": EXIT_CANCELLED}
 PRESETS = ("fast", "default", "quality")
 STAGE_NAMES = ("validate", "sfm", "train", "compress")
@@ -80,6 +81,10 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     except CloudError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        # The job lives on in the cloud: an upload resumes (`resume`), a job is followed again (`status --watch`).
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 # ---------------------------------------------------------------- verbs
