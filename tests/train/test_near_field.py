@@ -34,10 +34,14 @@ def test_a_cameras_near_field_scales_with_what_it_saw() -> None:
     # THEN the scene depth is the median (10) and the near radius 0.2 of it, in every direction from the camera
     assert scene_depth(source) == 10.0
     assert torch.allclose(field.near_radii, torch.tensor([2.0]))
-    means = torch.tensor([[0.0, 1.5, 0.0], [0.0, -1.9, 0.0], [1.0, 1.0, 1.0], [0.0, 3.0, 0.0], [0.0, 3.0, 0.0]])
-    scales = torch.tensor([0.01, 0.01, 0.01, 0.01, 0.6])
-    # a wide Gaussian reaches in from farther: two standard deviations of its largest axis count
-    assert in_near_field(means, scales, field).tolist() == [True, True, True, False, True]
+    means = torch.tensor([[0.0, 1.5, 0.0], [0.0, -1.9, 0.0], [1.0, 1.0, 1.0], [0.0, 3.0, 0.0], [0.0, 3.0, 0.0],
+                          [0.0, 3.0, 0.0]])  # fmt: skip
+    # small ones; a round blob 0.6 wide; a disc 0.6 wide but 1 cm thick, lying across the line to the camera
+    sigmas = [[0.01] * 3] * 4 + [[0.6, 0.6, 0.6], [0.6, 0.01, 0.6]]
+    axes = torch.diag_embed(torch.tensor(sigmas))
+    # THEN besides the small ones within 2, a blob reaches in from farther by two standard deviations towards the
+    # camera; a flat disc facing the camera only by its thickness
+    assert in_near_field(means, axes, field).tolist() == [True, True, True, False, True, False]
 
 
 def test_frustum_counts_number_the_photos_whose_image_holds_a_point() -> None:
@@ -46,7 +50,7 @@ def test_frustum_counts_number_the_photos_whose_image_holds_a_point() -> None:
     config = dataclasses.replace(preset_config("default", "cpu"), min_training_views=2)
     field = build_near_field(sources, config, "cpu")
     means = torch.tensor([[0.0, 10.0, 0.0], [4.0, 2.0, 0.0], [0.0, 0.0, 50.0]])
-    params = {"means": means, "log_scales": torch.full((3, 3), -5.0)}
+    params = {"means": means, "log_scales": torch.full((3, 3), -5.0), "quats": torch.tensor([[1.0, 0, 0, 0]] * 3)}
 
     # WHEN counted
     counts = frustum_counts(means, field)

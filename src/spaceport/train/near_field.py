@@ -6,8 +6,9 @@ viewer passing near that point sees it as a veil over the whole frame. Two rules
 
 - the near rule: no Gaussian reaching within ``near_camera_fraction`` of a training camera's scene depth (the median
   depth of the SfM points it observed) of that camera, its reach being ``NEAR_SIGMAS`` standard deviations of its
-  largest axis (one wide Gaussian a little farther off veils a view as well as a small one close by). The depth, not
-  the scene extent, sets the scale: a street walk's extent is its length, while its houses stand a few metres from
+  extent towards that camera (one wide blob a little farther off veils a view as well as a small one close by,
+  while a flat patch of ground under the camera path reaches up to it only by its thickness). The depth, not the
+  scene extent, sets the scale: a street walk's extent is its length, while its houses stand a few metres from
   every camera;
 - the view rule: no Gaussian inside fewer than ``min_training_views`` training frustums (a centre's visibility,
   occlusion ignored), for what one photo alone constrains.
@@ -87,13 +88,17 @@ def _camera_chunks(field: NearField) -> list[slice]:
     return [slice(start, min(start + CAMERAS_PER_CHUNK, count)) for start in range(0, count, CAMERAS_PER_CHUNK)]
 
 
-def in_near_field(means: torch.Tensor, largest_scales: torch.Tensor, field: NearField) -> torch.Tensor:
-    """(N,) whether each Gaussian reaches within some camera's near radius (``NEAR_SIGMAS`` of its largest axis)."""
+def in_near_field(means: torch.Tensor, axes: torch.Tensor, field: NearField) -> torch.Tensor:
+    """(N,) whether each Gaussian reaches within some camera's near radius: its centre's distance less
+    ``NEAR_SIGMAS`` standard deviations along the direction to the camera. ``axes`` (N, 3, 3) holds each Gaussian's
+    rotation times its scales (columns: the axes of its 1-sigma ellipsoid)."""
     near = means.new_zeros(len(means), dtype=bool)
-    reach = NEAR_SIGMAS * largest_scales[:, None]
     for chunk in _camera_chunks(field):
-        distances = (means[:, None, :] - field.centres[None, chunk, :]).norm(dim=-1)
-        near |= (distances - reach < field.near_radii[None, chunk]).any(dim=1)
+        offsets = field.centres[None, chunk, :] - means[:, None, :]  # (N, V, 3)
+        distances = offsets.norm(dim=-1).clamp_min(1e-12)
+        # sqrt(d^T R S^2 R^T d) = |S R^T d| for the unit direction d to the camera.
+        sigma = (offsets / distances[..., None] @ axes).norm(dim=-1)
+        near |= (distances - NEAR_SIGMAS * sigma < field.near_radii[None, chunk]).any(dim=1)
     return near
 
 
@@ -117,8 +122,11 @@ def unwanted(params: dict[str, torch.Tensor], field: NearField) -> torch.Tensor:
     import torch
 
     with torch.no_grad():
+        from spaceport.train.densify import quat_to_rotmat
+
         means = params["means"].detach()
-        mask = in_near_field(means, torch.exp(params["log_scales"].detach()).max(dim=-1).values, field)
+        axes = quat_to_rotmat(params["quats"].detach()) * torch.exp(params["log_scales"].detach())[:, None, :]
+        mask = in_near_field(means, axes, field)
         if field.min_views > 0:
             mask |= frustum_counts(means, field) < field.min_views
     return mask
