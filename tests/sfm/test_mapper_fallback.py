@@ -25,7 +25,7 @@ class FakeModel:
 def _mappers(monkeypatch: pytest.MonkeyPatch, incremental: int, global_: int) -> list[str]:
     called: list[str] = []
 
-    def fake_map_images(database, images_dir, models_dir, config):  # noqa: ANN001, ANN202
+    def fake_map_images(database, images_dir, models_dir, config, progress=None):  # noqa: ANN001, ANN202
         called.append(config.mapper)
         return FakeModel(incremental if config.mapper == "incremental" else global_)
 

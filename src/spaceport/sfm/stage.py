@@ -20,6 +20,7 @@ from spaceport.contract import StageError, begin_output, timed, write_manifest
 from spaceport.sfm.georef import GEOREF_FILE, GeorefConfig, apply_registration, register, write_georef
 from spaceport.sfm.intake import IntakeResult, intake_folder
 from spaceport.sfm.pairing import PairingConfig, choose_method, match_pairs
+from spaceport.sfm.progress import SfmProgress
 
 logger = logging.getLogger("spaceport.sfm")
 
@@ -124,8 +125,10 @@ def extract_features(database: Path, images_dir: Path, intake: IntakeResult, con
     )
 
 
-def map_images(database: Path, images_dir: Path, models_dir: Path, config: SfmConfig):
-    """Run the mapper and return the model with the most registered images (None when there is none)."""
+def map_images(database: Path, images_dir: Path, models_dir: Path, config: SfmConfig,
+               progress: SfmProgress | None = None):  # fmt: skip
+    """Run the mapper and return the model with the most registered images (None when there is none); the
+    incremental mapper reports each photo it registers to ``progress``."""
     import pycolmap
 
     pycolmap.set_random_seed(config.seed)
@@ -150,7 +153,9 @@ def map_images(database: Path, images_dir: Path, models_dir: Path, config: SfmCo
         options.random_seed = config.seed
         options.ba_global_frames_ratio = config.ba_global_growth
         options.ba_global_points_ratio = config.ba_global_growth
-        models = pycolmap.incremental_mapping(database, images_dir, models_dir, options)
+        callbacks = {"initial_image_pair_callback": progress.initial_pair,
+                     "next_image_callback": progress.next_image} if progress else {}  # fmt: skip
+        models = pycolmap.incremental_mapping(database, images_dir, models_dir, options, **callbacks)
     if not models:
         return None
     return max(models.values(), key=lambda model: (model.num_reg_images(), model.num_points3D()))
@@ -168,7 +173,9 @@ def focal_from_exif(database: Path) -> bool:
     return bool(cameras) and all(camera.has_prior_focal_length for camera in cameras)
 
 
-def map_with_fallback(database: Path, images_dir: Path, work_dir: Path, config: SfmConfig, total: int):  # noqa: ANN201
+def map_with_fallback(  # noqa: ANN201
+    database: Path, images_dir: Path, work_dir: Path, config: SfmConfig, total: int, progress: SfmProgress | None = None
+):
     """The configured mapper's model, or the global mapper's when the incremental one left too many photos out.
 
     Incremental mapping grows the model from one initial pair and can stall on a capture that moves mostly
@@ -179,13 +186,13 @@ def map_with_fallback(database: Path, images_dir: Path, work_dir: Path, config: 
     """
     if total > config.exhaustive_limit:
         config = replace(config, ba_global_growth=config.large_capture_ba_global_growth)
-    model = map_images(database, images_dir, work_dir / "models", config)
+    model = map_images(database, images_dir, work_dir / "models", config, progress)
     registered = model.num_reg_images() if model is not None else 0
     enough = registered >= config.min_registered_ratio * total
     if enough or config.mapper != "incremental" or not config.fallback_to_global:
         return model, config.mapper
     logger.warning("incremental mapping registered %d of %d photos; trying the global mapper", registered, total)
-    fallback = map_images(database, images_dir, work_dir / "models-global", replace(config, mapper="global"))
+    fallback = map_images(database, images_dir, work_dir / "models-global", replace(config, mapper="global"), progress)
     if fallback is not None and fallback.num_reg_images() > registered:
         return fallback, "global"
     return model, config.mapper
@@ -313,19 +320,25 @@ def run_sfm(images_dir: Path, output_dir: Path, work_dir: Path, config: SfmConfi
             f"found {len(intake.images)} readable images in the input; at least {config.min_images} are needed"
             + (f" ({len(intake.skipped)} files could not be read)" if intake.skipped else "")
         )
+    progress = SfmProgress(len(intake.images))
+    progress.phase("extraction")
     with timed(seconds, "extraction"):
         extract_features(database, intake_dir, intake, config)
     matcher = choose_matcher(config, intake)
+    progress.phase("matching")
     with timed(seconds, "matching"):
         matching = match_pairs(database, matcher, work_dir, config.pairing, config.threads)
+    progress.phase("mapping")
     with timed(seconds, "mapping"):
-        model, mapper = map_with_fallback(database, intake_dir, work_dir, config, len(intake.images))
+        model, mapper = map_with_fallback(database, intake_dir, work_dir, config, len(intake.images), progress)
     if model is None or model.num_reg_images() == 0:
         raise StageError(
             f"no model could be built from {len(intake.images)} images: too few features matched between "
             "photos; they need more overlap and textured surfaces"
         )
+    progress.mapped(model.num_reg_images())
     check_registration(model.num_reg_images(), len(intake.images), config, len(intake.skipped))
+    progress.phase("georeferencing")
     with timed(seconds, "georeferencing"):
         # Before undistortion, so sparse/0 and everything trained from it share the frame.
         registration = register(model, images_dir, GeorefConfig(enabled=config.georef))
@@ -333,6 +346,7 @@ def run_sfm(images_dir: Path, output_dir: Path, work_dir: Path, config: SfmConfi
     for warning in registration.document["warnings"]:
         logger.warning("georef: %s", warning)
     estimated_model = next(iter(model.cameras.values())).model.name
+    progress.phase("undistortion")
     with timed(seconds, "undistortion"):
         written_model = write_outputs(model, intake_dir, work_dir, output_dir)
     write_georef(output_dir / GEOREF_FILE, registration)
