@@ -19,6 +19,7 @@ metrics = Metrics()
 @metrics.log_metrics
 @event_parser(model=ValidateInput)
 def lambda_handler(event: ValidateInput, context: LambdaContext) -> dict:
+    logger.append_keys(job_id=event.job_id)
     figures = validate_job(validator_settings(), event.job_id)
     metrics.add_metric(name="ImagesAccepted", unit=MetricUnit.Count, value=figures["images"])
     return figures

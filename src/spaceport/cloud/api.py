@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotF
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from spaceport.cloud import aws, cost, notify
+from spaceport.cloud import aws, cost, live, notify
 from spaceport.cloud.jobs import JobConflictError, JobNotFoundError, JobsTable
 from spaceport.cloud.models import (
     JOB_ID_PATTERN,
@@ -45,6 +45,8 @@ MAX_PARTS = 1_000
 PAGE_LIMIT = 100
 # The list index's LastEvaluatedKey: the table key and the index key.
 LIST_KEY_FIELDS = {"job_id", "list_pk", "created_at"}
+# What a job view shows of each stage: ``live`` (a running stage's progress) and ``log`` (its CloudWatch stream).
+VIEWED_STAGE_FIELDS = ("status", "started_at", "ended_at", "figures", "attempts", "live", "log")
 # What each stage's output needs from the stages before it, for POST /jobs/{id}/retry.
 RETRY_NEEDS = {Stage.VALIDATE: None, Stage.SFM: "images", Stage.TRAIN: "sfm", Stage.COMPRESS: "model"}
 
@@ -198,10 +200,9 @@ def job_view(settings: ApiSettings, job: dict[str, Any], with_links: bool) -> di
         "job_id": job["job_id"],
         "status": job["status"],
         "stage": job.get("current_stage"),
-        "progress": round(done / len(STAGE_ORDER), 2),
+        "progress": live.progress_fraction(job, done, len(STAGE_ORDER)),
         "stages": {
-            name: {k: v for k, v in record.items() if k in ("status", "started_at", "ended_at", "figures", "attempts")}
-            for name, record in stages.items()
+            name: {k: v for k, v in record.items() if k in VIEWED_STAGE_FIELDS} for name, record in stages.items()
         },
         "options": job.get("options", {}),
         "failed_stage": job.get("failed_stage"),
@@ -228,7 +229,12 @@ def job_view(settings: ApiSettings, job: dict[str, Any], with_links: bool) -> di
 @app.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
     settings = api_settings()
-    return _json(200, job_view(settings, _job_or_404(settings, job_id), with_links=True))
+    return _json(200, job_view(settings, _live(settings, _job_or_404(settings, job_id)), with_links=True))
+
+
+def _live(settings: ApiSettings, job: dict[str, Any]) -> dict[str, Any]:
+    """The job with its running stage's progress read from CloudWatch (at most every few seconds per job)."""
+    return live.refresh(settings.jobs_table, job, settings.default_preset, settings.live_refresh_s)
 
 
 def _is_list_key(key: Any) -> bool:
@@ -249,7 +255,7 @@ def list_jobs() -> Response:
     except ValueError as error:
         raise BadRequestError("invalid limit or next") from error
     items, last_key = _table(settings).list_page(limit, start_key)
-    body: dict[str, Any] = {"jobs": [job_view(settings, item, with_links=False) for item in items]}
+    body: dict[str, Any] = {"jobs": [job_view(settings, _live(settings, item), with_links=False) for item in items]}
     if last_key:
         body["next"] = base64.urlsafe_b64encode(json.dumps(last_key).encode()).decode()
     return _json(200, body)

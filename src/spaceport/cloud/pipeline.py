@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from spaceport.cloud import aws, billing, notify, slots
+from spaceport.cloud import aws, billing, live, notify, slots
 from spaceport.cloud.aws import STALE_TOKEN_CODES
 from spaceport.cloud.images import resolve_image
 from spaceport.cloud.jobs import JobsTable
@@ -287,6 +287,7 @@ def _hand_over_outcome(
         # A stale attempt or a duplicate event: there is nothing waiting for it.
         return {"ignored": f"no execution waits for {name}"}
     stage, token, job_id = Stage(job["current_stage"]), job["wait_token"], job["job_id"]
+    live.record_log_stream(settings.jobs_table, job, stage)  # best effort: where its output is, whatever happened
     if status == "Completed":
         try:
             figures = (

@@ -154,6 +154,8 @@ class ApiSettings(ExecutionSettings, PricingSettings):
     sfm_max_runtime_s: int = Field(alias="SFM_MAX_RUNTIME_SECONDS", ge=60)
     train_max_runtime_s: int = Field(alias="TRAIN_MAX_RUNTIME_SECONDS", ge=60)
     compress_max_runtime_s: int = Field(alias="COMPRESS_MAX_RUNTIME_SECONDS", ge=60)
+    # How often a read may ask CloudWatch for a running job's progress (``spaceport.cloud.live``).
+    live_refresh_s: float = Field(default=10.0, alias="LIVE_PROGRESS_REFRESH_SECONDS", ge=0)
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)

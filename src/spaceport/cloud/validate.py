@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from spaceport.cloud import aws
+from spaceport.cloud import aws, live
 from spaceport.cloud.jobs import JobsTable
 from spaceport.cloud.models import Stage
 from spaceport.cloud.s3io import S3ObjectReader, read_object
@@ -167,6 +167,7 @@ def validate_job(settings: ValidatorSettings, job_id: str) -> dict[str, Any]:
     table = JobsTable(settings.jobs_table)
     job = table.get(job_id)
     table.begin_stage(job_id, Stage.VALIDATE)
+    live.record_lambda_log(settings.jobs_table, job_id, Stage.VALIDATE)
     upload = job.get("upload", {})
     publisher = _Publisher(settings.data_bucket, job_id)
     try:
