@@ -28,6 +28,7 @@ web browser, on this machine.
 EPILOG = """\
 validate, sfm, train and compress run one part of `run` on its own; sample-scene
 renders photos to try it on; georef re-registers a finished run (z up, GPS);
+export writes 3D Tiles for the globe, glTF and SPZ;
 cloud does it all on a deployed AWS stack (spaceport cloud --help).
 Details: spaceport COMMAND --help
 """
@@ -42,6 +43,7 @@ COMMANDS = {
     "sfm": ("spaceport.sfm.command", "the sfm stage: photos to a COLMAP model (SageMaker Processing contract)"),
     "train": ("spaceport.train.command", "the train stage: COLMAP model to scene.ply (SageMaker Training contract)"),
     "compress": ("spaceport.compress.command", "compress a 3DGS PLY to PlayCanvas SOG"),
+    "export": ("spaceport.export.command", "a run's splat as 3D Tiles on the globe, as glTF and as SPZ"),
     "cloud": ("spaceport.cloud.client.command", "the same on AWS: submit photos to a deployed stack, follow, download"),
 }
 

@@ -59,6 +59,16 @@ ALTITUDE_REFERENCE = (
     "EXIF GPSAltitude: metres above mean sea level as EXIF defines it; the local frame treats it as the "
     "ellipsoidal height, which moves points inside a scene by less than 1e-5 of their distance from the origin"
 )
+# What the origin's height is measured from, said plainly: EXIF altitudes are above mean sea level (the geoid), the
+# globe (ECEF, 3D Tiles) wants heights above the WGS 84 ellipsoid, and no geoid model is applied here (none can be
+# fetched offline), so the ellipsoidal height stays unknown (ellipsoidal_height_m: null).
+HEIGHT_REFERENCE = "mean sea level"
+HEIGHT_NOTE = (
+    "altitude_m is metres above mean sea level (EXIF GPSAltitude); no geoid model is applied, so the height above "
+    "the WGS 84 ellipsoid is not known. Placed on the globe with altitude_m as its ellipsoidal height, the scene "
+    "sits off vertically by the local geoid undulation (between -106 and +85 m on Earth); spaceport export "
+    "--geoid-undulation N places it at altitude_m + N above the ellipsoid"
+)
 
 
 @dataclass(frozen=True)
@@ -489,7 +499,8 @@ def _frame(method: str, origin: GpsFix | None) -> dict[str, Any]:
 
 def _origin_json(origin: GpsFix) -> dict[str, Any]:
     return {"latitude": origin.latitude, "longitude": origin.longitude, "altitude_m": origin.altitude,
-            "datum": "WGS 84", "altitude_reference": ALTITUDE_REFERENCE}  # fmt: skip
+            "datum": "WGS 84", "altitude_reference": ALTITUDE_REFERENCE, "height_reference": HEIGHT_REFERENCE,
+            "ellipsoidal_height_m": None, "geoid_model": None, "height_note": HEIGHT_NOTE}  # fmt: skip
 
 
 def _document(method: str, similarity: Similarity, photos: dict[str, Any], warnings: list[str],
