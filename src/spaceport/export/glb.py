@@ -17,6 +17,7 @@ GLB_MAGIC = 0x46546C67  # "glTF"
 GLB_VERSION = 2
 CHUNK_JSON, CHUNK_BIN = 0x4E4F534A, 0x004E4942
 FLOAT, UNSIGNED_BYTE = 5126, 5121
+ARRAY_BUFFER = 34962  # a view's target when it holds vertex attributes
 COMPONENT_DTYPES = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
 TYPE_WIDTHS = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
 
@@ -33,19 +34,22 @@ class GlbBuilder:
     chunks: list[bytes] = field(default_factory=list)
     length: int = 0
 
-    def add_view(self, data: bytes) -> int:
-        """A buffer view holding ``data``; returns its index."""
+    def add_view(self, data: bytes, target: int | None = None) -> int:
+        """A buffer view holding ``data`` (``target``: what a GPU binds it as); returns its index."""
         views = self.document.setdefault("bufferViews", [])
-        views.append({"buffer": 0, "byteOffset": self.length, "byteLength": len(data)})
+        view = {"buffer": 0, "byteOffset": self.length, "byteLength": len(data)}
+        views.append(view | ({"target": target} if target is not None else {}))
         padded = _padded(data, b"\x00")
         self.chunks.append(padded)
         self.length += len(padded)
         return len(views) - 1
 
     def add_accessor(self, accessor: dict[str, Any], values: np.ndarray | None = None) -> int:
-        """An accessor; with ``values`` (float32 or uint8 rows) its data goes into a view of its own."""
+        """An accessor; with ``values`` (float32 or uint8 rows of a vertex attribute) its data goes into a view of its
+        own."""
         if values is not None:
-            accessor = {"bufferView": self.add_view(np.ascontiguousarray(values).tobytes())} | accessor
+            view = self.add_view(np.ascontiguousarray(values).tobytes(), ARRAY_BUFFER)
+            accessor = {"bufferView": view} | accessor
         accessors = self.document.setdefault("accessors", [])
         accessors.append(accessor)
         return len(accessors) - 1
