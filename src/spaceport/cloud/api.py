@@ -17,7 +17,7 @@ from aws_lambda_powertools.event_handler.exceptions import BadRequestError, NotF
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from spaceport.cloud import aws, cost, live, notify
+from spaceport.cloud import aws, cost, live, notify, webhook
 from spaceport.cloud.jobs import JobConflictError, JobNotFoundError, JobsTable
 from spaceport.cloud.models import (
     JOB_ID_PATTERN,
@@ -132,6 +132,10 @@ def create_job() -> Response:
         )
     job_id = str(uuid.uuid4())
     options = {"preset": settings.default_preset, **request.options().model_dump(exclude_none=True)}
+    try:
+        options = webhook.with_webhook(options, settings.default_webhook_url, settings.webhook_https_only)
+    except webhook.WebhookUrlError as error:
+        raise BadRequestError(str(error)) from error
     upload = {"kind": "zip", "key": f"uploads/{job_id}/photos.zip"}
     if request.upload == "images":
         upload = {"kind": "images", "prefix": f"uploads/{job_id}/"}

@@ -59,6 +59,10 @@ class JobOptions(BaseModel):
     georef: bool | None = Field(
         default=None, description="false keeps structure from motion's frame: no GPS registration, not turned upright"
     )
+    webhook_url: str | None = Field(
+        default=None, max_length=2048, pattern=r"^https?://\S+$",
+        description="every status change of the job is POSTed here, signed (default: the stack's DefaultWebhookUrl)",
+    )  # fmt: skip
 
 
 class CreateJobRequest(JobOptions):

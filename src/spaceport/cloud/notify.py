@@ -1,11 +1,12 @@
-"""Status change notifications: an EventBridge event on every change, an SNS message when a job ends."""
+"""Status change notifications: an EventBridge event on every change, an SNS message when a job ends, and the
+change queued for the job's webhook (``webhook``), whose function the same event invokes."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from spaceport.cloud import aws
+from spaceport.cloud import aws, webhook
 from spaceport.cloud.models import TERMINAL_STATUSES, JobStatus
 from spaceport.cloud.settings import CommonSettings
 
@@ -24,6 +25,8 @@ def status_change(settings: CommonSettings, job: dict[str, Any]) -> None:
         "queue": job.get("queue"),
         "updated_at": job.get("updated_at"),
     }
+    # Queued before the event goes out: the event is what makes the webhook function deliver it.
+    webhook.enqueue(settings.jobs_table, job, detail)
     aws.client("events").put_events(
         Entries=[
             {

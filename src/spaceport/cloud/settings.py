@@ -27,6 +27,21 @@ class CommonSettings(BaseModel):
     event_bus: str = Field(alias="EVENT_BUS_NAME")
 
 
+class WebhookSettings(CommonSettings):
+    """The webhook function: the stack's signing secret, the queue that brings retries back, and how long to try."""
+
+    secret_arn: str = Field(alias="WEBHOOK_SECRET_ARN")
+    retry_queue_url: str = Field(alias="WEBHOOK_RETRY_QUEUE_URL")
+    retry_hours: float = Field(alias="WEBHOOK_RETRY_HOURS", gt=0)
+    # The first retry's delay; each next one doubles it, up to SQS's 15 minutes.
+    retry_base_s: float = Field(default=30.0, alias="WEBHOOK_RETRY_BASE_SECONDS", gt=0)
+    timeout_s: float = Field(default=10.0, alias="WEBHOOK_TIMEOUT_SECONDS", gt=0)
+
+    @property
+    def give_up_after_s(self) -> float:
+        return self.retry_hours * 3600
+
+
 class PricingSettings(BaseModel):
     """The dated table of SageMaker instance prices (the InstancePrices parameter, JSON) that costs are
     estimated from. A malformed table never fails the settings (it would stop every job's completion): what is
@@ -140,6 +155,10 @@ class ExecutionSettings(SlotSettings):
     state_machine_arn: str = Field(alias="STATE_MACHINE_ARN")
     default_preset: str = Field(alias="DEFAULT_PRESET")
     url_expiry_s: int = Field(default=900, alias="UPLOAD_URL_EXPIRY_SECONDS", ge=60, le=3600)
+    # Where a new job's status changes are posted unless it names its own webhook_url (DefaultWebhookUrl).
+    default_webhook_url: str = Field(default="", alias="DEFAULT_WEBHOOK_URL")
+    # Deployed, webhooks go to https:// URLs only; the local stack posts to receivers on http://127.0.0.1.
+    webhook_https_only: bool = Field(default=True, alias="WEBHOOK_HTTPS_ONLY")
 
 
 class ApiSettings(ExecutionSettings, PricingSettings):
@@ -199,6 +218,11 @@ def api_settings() -> ApiSettings:
 
 
 @cache
+def webhook_settings() -> WebhookSettings:
+    return _load(WebhookSettings)
+
+
+@cache
 def slot_settings() -> SlotSettings:
     return _load(SlotSettings)
 
@@ -219,6 +243,7 @@ def clear_cache() -> None:
         sweep_settings,
         completion_settings,
         api_settings,
+        webhook_settings,
     )
     for loader in loaders:
         loader.cache_clear()

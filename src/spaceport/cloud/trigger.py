@@ -18,7 +18,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
-from spaceport.cloud import aws, notify
+from spaceport.cloud import aws, notify, webhook
 from spaceport.cloud.jobs import JobNotFoundError, JobsTable
 from spaceport.cloud.models import JOB_ID_PATTERN, ExecutionInput, JobOptions, JobStatus, Stage
 from spaceport.cloud.settings import ExecutionSettings
@@ -85,6 +85,10 @@ def handle_object_created(settings: ExecutionSettings, bucket: str, key: str) ->
             options.update(_read_job_file(settings, key))
         except InvalidJobFileError as error:
             problem = str(error)
+    try:
+        options = webhook.with_webhook(options, settings.default_webhook_url, settings.webhook_https_only)
+    except webhook.WebhookUrlError as error:
+        problem, options = f"{key}: {error}", {k: v for k, v in options.items() if k != "webhook_url"}
     # The ticket is the job's place in upload order: every stage's queue serves the lowest first.
     ticket = SlotTable(settings.slots_table, settings.jobs_table).next_ticket()
     claimed = table.claim_for_start(job_id, options, upload, ticket)

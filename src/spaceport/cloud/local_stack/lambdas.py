@@ -28,6 +28,7 @@ FUNCTIONS = (
     "record_outcome",
     "api",
     "sweep_slots",
+    "webhook",
 )
 # What ``monkeypatch.setattr`` and ``Patches.setattr`` both are: (target, attribute name, value).
 SetAttr = Callable[[Any, str, Any], None]

@@ -4,7 +4,9 @@ with what SageMaker would report, Stop*Job ends it, and each job's end goes out 
 moto's SageMaker marks every job Completed as it is created and sends no event. Here a job is InProgress while its
 stage runs (``stages.py``), then Completed (its outputs in S3, for training ``model.tar.gz`` and the last value of
 each metric definition's regex over the job's log, as SageMaker reports ``FinalMetricDataList``), Failed (the
-container's reason as ExitMessage or FailureReason) or Stopped. The end event is put on the default bus with
+container's reason as ExitMessage or FailureReason) or Stopped. While it runs, its output goes to CloudWatch Logs and
+a training job's metric definitions' matches to CloudWatch metrics, as SageMaker sends them (``cloudwatch.py``).
+The end event is put on the default bus with
 SageMaker's source and detail type, where the stack's rules (the template's patterns) deliver it as EventBridge
 would; AWS reserves the ``aws.`` sources for itself, moto does not.
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from spaceport.cloud.local_stack import stages
+from spaceport.cloud.local_stack.cloudwatch import JobTelemetry
 from spaceport.cloud.local_stack.stages import StageJob
 
 logger = logging.getLogger("spaceport.local_stack")
@@ -124,14 +127,13 @@ class SageMakerStandIn:
     def __init__(
         self,
         work_dir: Path,
-        s3: Callable[[], Any],
-        events: Callable[[], Any],
+        client: Callable[[str], Any],
         region: str,
         account: str,
         allow_docker: bool = True,
         instances: int = 1,
     ) -> None:
-        self.work_dir, self._s3, self._events = work_dir, s3, events
+        self.work_dir, self._client = work_dir, client
         self.region, self.account, self.allow_docker = region, account, allow_docker
         self.jobs: dict[str, StandInJob] = {}
         # Fault injection: the next job of a stage fails at once with this reason, as a container that exits 1.
@@ -194,7 +196,9 @@ class SageMakerStandIn:
         job = record.job
         with self._instances:
             record.started = time.time()
+            telemetry = None
             try:
+                telemetry = self._telemetry(job)
                 code = self._execute(record)
                 if job.stop_requested.is_set():
                     record.status = "Stopped"
@@ -207,9 +211,24 @@ class SageMakerStandIn:
             except Exception as error:  # the stand-in itself broke: the job fails as SageMaker's would, saying why
                 logger.exception("%s: the stand-in failed", job.name)
                 record.reason, record.status = f"InternalServerError: the local SageMaker stand-in: {error}", "Failed"
+            finally:
+                if telemetry is not None:
+                    telemetry.close()
             record.ended = time.time()
         logger.info("%s: %s %s", job.name, record.status, record.reason)
         self._send_event(record)
+
+    def _telemetry(self, job: StageJob) -> JobTelemetry:
+        definitions = job.request.get("AlgorithmSpecification", {}).get("MetricDefinitions", [])
+        telemetry = JobTelemetry(self._client, job.name, job.training, definitions)
+        job.on_line = telemetry.line
+        return telemetry
+
+    def _s3(self) -> Any:
+        return self._client("s3")
+
+    def _events(self) -> Any:
+        return self._client("events")
 
     def _execute(self, record: StandInJob) -> int:
         job = record.job
@@ -221,7 +240,7 @@ class SageMakerStandIn:
             failure = job.host_path(f"{stages.OPT_ML}/output/{'failure' if job.training else 'message'}")
             failure.parent.mkdir(parents=True, exist_ok=True)
             failure.write_text(reason)
-            job.log.append(f"{reason}\n")
+            job.output(f"{reason}\n")
             return 1
         image = stages.docker_image(job.stage, self.allow_docker)
         record.in_container = image is not None

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tarfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,13 @@ class StageJob:
     log: list[str] = field(default_factory=list)
     stop_requested: threading.Event = field(default_factory=threading.Event)
     process: subprocess.Popen | None = None
+    # Each line of the stage's output as it comes (SageMaker's agent sends them to CloudWatch).
+    on_line: Callable[[str], None] | None = None
+
+    def output(self, line: str) -> None:
+        self.log.append(line)
+        if self.on_line is not None:
+            self.on_line(line)
 
     @property
     def container_name(self) -> str:
@@ -173,7 +181,7 @@ def run_stage(job: StageJob, command: list[str], in_container: bool) -> int:
     )
     assert job.process.stdout is not None
     for line in job.process.stdout:
-        job.log.append(line)
+        job.output(line)
     return job.process.wait()
 
 

@@ -21,6 +21,7 @@ JOBS_TABLE = "spaceport-jobs"
 SLOTS_TABLE = "spaceport-slots"
 PIPELINE = "spaceport-pipeline"
 TOPIC = "spaceport"
+WEBHOOK_SECRET_NAME = "spaceport-webhook"  # noqa: S105  # nosec B105: a name, not the secret
 REPOSITORIES = {"sfm": "spaceport-sfm", "train": "spaceport-train", "compress": "spaceport-compress"}
 
 
