@@ -40,6 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     submit.add_argument("--preset", choices=PRESETS, help="training preset (default: the stack's DefaultPreset)")
     submit.add_argument("--iterations", type=int, help="training steps instead of the preset's")
     submit.add_argument("--no-georef", action="store_true", help="keep SfM's frame: no GPS registration, not upright")
+    submit.add_argument("--webhook", metavar="URL", help="POST each status change here, signed (default: the stack's)")
     submit.add_argument("--wait", action="store_true", help="follow the job to its end (exit status: its outcome)")
     submit.add_argument("--out", type=Path, help="with --wait: download the scene here when it succeeds")
     submit.add_argument("--open", action="store_true", help="with --wait: download, then open it in the viewer")
@@ -146,7 +147,7 @@ def submit(args: argparse.Namespace) -> int:
     from spaceport.cloud.client.report import describe_estimate
 
     client = _client(args)
-    options: dict[str, Any] = {"preset": args.preset, "iterations": args.iterations}
+    options: dict[str, Any] = {"preset": args.preset, "iterations": args.iterations, "webhook_url": args.webhook}
     options = {key: value for key, value in options.items() if value is not None}
     if args.no_georef:
         options["georef"] = False

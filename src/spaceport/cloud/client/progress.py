@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from spaceport.cloud.client.report import STAGES
+from spaceport.cloud.client.report import STAGES, stage_live
 
 PLAIN_STEP_PERCENT = 10
 
@@ -38,8 +38,8 @@ class UploadProgress:
 
 
 class StageProgress:
-    """A job's ``status_callback``: a bar over the four stages on a TTY (the stage, its state, where it waits),
-    else a line each time the status, the stage or the wait changes."""
+    """A job's ``status_callback``: a bar over the four stages on a TTY (the stage, its state, its live progress,
+    where it waits), else a line each time one of those changes."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._stream = stream or sys.stderr
@@ -50,7 +50,10 @@ class StageProgress:
         stages = view.get("stages", {})
         done = sum(1 for name in STAGES if stages.get(name, {}).get("status") == "SUCCEEDED")
         stage = view.get("stage") or "validate"
-        state = f"{view['status']} {stage} ({stages.get(stage, {}).get('status', 'PENDING').lower()})"
+        record = stages.get(stage, {})
+        state = f"{view['status']} {stage} ({record.get('status', 'PENDING').lower()})"
+        if record.get("status") == "RUNNING" and stage_live(stage, record.get("live") or {}):
+            state += f", {stage_live(stage, record['live'])}"
         waiting = view.get("waiting") or ""
         if self._stream.isatty():
             if self._bar is None:
@@ -60,7 +63,7 @@ class StageProgress:
             self._bar.update(done - self._bar.n)
             self._bar.set_postfix_str(f"{state} {waiting}".strip())
             return
-        key = (view["status"], stage, stages.get(stage, {}).get("status"), waiting)
+        key = (view["status"], stage, state, waiting)
         if key != self._last:
             self._last = key
             print(f"job {view['job_id']}: {state}{', waiting ' + waiting if waiting else ''}", file=self._stream,

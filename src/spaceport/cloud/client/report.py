@@ -1,5 +1,6 @@
-"""A job as lines a person reads: its stages with their times and figures, where it waits, what it cost, why it
-failed and the command that retries it; and a new job's cost estimate."""
+"""A job as lines a person reads: its stages with their times and figures (a running stage's live progress), where
+it waits, what it cost, why it failed, where its log is and the command that retries it; and a new job's cost
+estimate."""
 
 from __future__ import annotations
 
@@ -33,6 +34,27 @@ def stage_figures(stage: str, figures: dict[str, Any]) -> str:
     return ""
 
 
+def stage_live(stage: str, live: dict[str, Any]) -> str:
+    """A running stage's progress as SageMaker reports it: the training step, PSNR and Gaussians; SfM's phase."""
+    if stage == "train" and "step" in live:
+        total = f"/{live['total_steps']}" if live.get("total_steps") else ""
+        psnr = f", PSNR {live['psnr']:.2f} dB" if live.get("psnr") is not None else ""
+        gaussians = f", {live['gaussians']:,} Gaussians" if live.get("gaussians") is not None else ""
+        return f"step {live['step']}{total}{psnr}{gaussians}"
+    if stage == "sfm" and "phase" in live:
+        if "registered" in live:
+            return f"{live['phase']}: {live['registered']}/{live.get('photos', '?')} photos registered"
+        return f"{live['phase']}: {live.get('photos', '?')} photos"
+    return ""
+
+
+def stage_line(name: str, record: dict[str, Any]) -> str:
+    """What a stage has to show: its figures once it ended, its live progress while it runs."""
+    if record.get("status") == "RUNNING":
+        return stage_live(name, record.get("live") or {})
+    return stage_figures(name, record.get("figures") or {})
+
+
 def describe_job(view: dict[str, Any], command: str = "spaceport cloud", now: datetime | None = None) -> list[str]:
     """What ``status`` prints for a job view (GET /jobs/{id})."""
     now = now or datetime.now().astimezone()
@@ -41,7 +63,7 @@ def describe_job(view: dict[str, Any], command: str = "spaceport cloud", now: da
     lines = [f"job {job_id}: {status}{stage} ({round(100 * float(view.get('progress', 0)))} %)"]
     for name in STAGES:
         record = view.get("stages", {}).get(name, {})
-        figures = stage_figures(name, record.get("figures") or {})
+        figures = stage_line(name, record)
         lines.append(
             f"  {name:<9} {record.get('status', 'PENDING'):<10} {_seconds(record, now):>8}  {figures}".rstrip()
         )
@@ -51,6 +73,10 @@ def describe_job(view: dict[str, Any], command: str = "spaceport cloud", now: da
     if cost.get("stages"):
         note = " (sfm and compress estimated from their run times)" if cost.get("estimated") else ""
         lines.append(f"  cost so far: {cost['total']:.2f} {cost.get('currency', 'USD')}{note}")
+    shown = view.get("failed_stage") if status == "FAILED" else view.get("stage") if status == "RUNNING" else None
+    log = view.get("stages", {}).get(shown or "", {}).get("log")
+    if log:
+        lines.append(f"  {shown} log: CloudWatch Logs {log['group']}, stream {log['stream']}")
     if status == "FAILED":
         lines.append(f"  failed in {view.get('failed_stage')}: {view.get('failure_reason')}")
         lines.append(f"  retry: {command} retry {job_id}  (or --from-stage validate|sfm|train|compress)")
