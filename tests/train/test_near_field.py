@@ -6,11 +6,12 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from spaceport.train.config import preset_config
 from spaceport.train.data import PosedImage
-from spaceport.train.near_field import build_near_field, frustum_counts, in_near_field, scene_depth, unwanted
+from spaceport.train.near_field import build_near_field, frustum_counts, in_near_field, nearest_surface_depth, unwanted
 
 from .synthetic import look_at
 
@@ -22,18 +23,19 @@ def _source(eye: tuple[float, float, float], target: tuple[float, float, float],
                       points.astype(np.float32))  # fmt: skip
 
 
-def test_a_cameras_near_field_scales_with_what_it_saw() -> None:
-    # GIVEN a camera at the origin looking along +y at points 8 to 12 units away
-    points = np.array([[0.0, depth, 0.0] for depth in (8.0, 9.0, 10.0, 11.0, 12.0)])
+def test_a_cameras_near_field_scales_with_the_nearest_surface_it_saw() -> None:
+    # GIVEN a camera at the origin looking along +y at points 10 units away, and a few on a backdrop 40 units away
+    points = np.array([[0.0, 10.0 + 0.01 * i, 0.0] for i in range(60)] + [[0.0, 40.0, 0.0]] * 40)
     source = _source((0.0, 0.0, 0.0), (0.0, 1.0, 0.0), points)
     config = dataclasses.replace(preset_config("default", "cpu"), near_camera_fraction=0.2)
 
     # WHEN its near field is built
     field = build_near_field([source], config, "cpu")
 
-    # THEN the scene depth is the median (10) and the near radius 0.2 of it, in every direction from the camera
-    assert scene_depth(source) == 10.0
-    assert torch.allclose(field.near_radii, torch.tensor([2.0]))
+    # THEN its scale is the nearest surface (about 10, not the 40 of the backdrop that holds the median) and the
+    # near radius 0.2 of it, in every direction from the camera
+    assert nearest_surface_depth(source) == pytest.approx(10.0, abs=0.1)
+    assert torch.allclose(field.near_radii, torch.tensor([2.0]), atol=0.02)
     means = torch.tensor([[0.0, 1.5, 0.0], [0.0, -1.9, 0.0], [1.0, 1.0, 1.0], [0.0, 3.0, 0.0], [0.0, 3.0, 0.0],
                           [0.0, 3.0, 0.0]])  # fmt: skip
     # small ones; a round blob 0.6 wide; a disc 0.6 wide but 1 cm thick, lying across the line to the camera

@@ -4,12 +4,14 @@ A Gaussian close in front of a training camera covers much of that photo and lit
 loss can use it to paint whatever that photo shows behind it (sky, most often), at no cost in the other photos. A
 viewer passing near that point sees it as a veil over the whole frame. Two rules, each a switch:
 
-- the near rule: no Gaussian reaching within ``near_camera_fraction`` of a training camera's scene depth (the median
-  depth of the SfM points it observed) of that camera, its reach being ``NEAR_SIGMAS`` standard deviations of its
+- the near rule: no Gaussian reaching within ``near_camera_fraction`` of the depth of the nearest surface a training
+  camera saw (the ``NEAR_DEPTH_PERCENTILE``-th percentile of the depths of the SfM points it observed) of that
+  camera: nothing stood there when the photo was taken. Its reach is ``NEAR_SIGMAS`` standard deviations of its
   extent towards that camera (one wide blob a little farther off veils a view as well as a small one close by,
-  while a flat patch of ground under the camera path reaches up to it only by its thickness). The depth, not the
-  scene extent, sets the scale: a street walk's extent is its length, while its houses stand a few metres from
-  every camera;
+  while a flat patch of ground under the camera path reaches up to it only by its thickness). The nearest surface,
+  not the scene extent or the median depth, sets the scale: a street walk's extent is its length, while its houses
+  stand a few metres from every camera; and the close object's backdrop doubled its orbit's median depth, so a
+  rule scaled by it pruned the ground under the cameras (held-out PSNR 34 -> 26 dB);
 - the view rule: no Gaussian inside fewer than ``min_training_views`` training frustums (a centre's visibility,
   occlusion ignored), for what one photo alone constrains.
 
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 
 NEAR_PLANE = 0.01
 NEAR_SIGMAS = 2.0
+# The nearest surface a photo saw, robustly: a low percentile of its SfM points' depths (one stray point is not one).
+NEAR_DEPTH_PERCENTILE = 5.0
 CAMERAS_PER_CHUNK = 16
 
 
@@ -59,13 +63,14 @@ class NearField:
         return bool((self.near_radii > 0).any()) or self.min_views > 0
 
 
-def scene_depth(source: PosedImage) -> float:
-    """The median depth of the SfM points a photo observed (0 when it observed none)."""
+def nearest_surface_depth(source: PosedImage) -> float:
+    """The depth of the nearest surface a photo saw: ``NEAR_DEPTH_PERCENTILE`` of its SfM points' depths (0 when it
+    observed none)."""
     if not len(source.observed_points):
         return 0.0
     camera = source.observed_points.astype(np.float64) @ source.viewmat[:3, :3].T + source.viewmat[:3, 3]
     in_front = camera[:, 2][camera[:, 2] > 0]
-    return float(np.median(in_front)) if len(in_front) else 0.0
+    return float(np.percentile(in_front, NEAR_DEPTH_PERCENTILE)) if len(in_front) else 0.0
 
 
 def build_near_field(sources: list[PosedImage], config: TrainConfig, device: str) -> NearField:
@@ -74,7 +79,7 @@ def build_near_field(sources: list[PosedImage], config: TrainConfig, device: str
 
     viewmats = np.stack([source.viewmat for source in sources])
     centres = np.stack([-m[:3, :3].T @ m[:3, 3] for m in viewmats])
-    radii = np.array([config.near_camera_fraction * scene_depth(source) for source in sources])
+    radii = np.array([config.near_camera_fraction * nearest_surface_depth(source) for source in sources])
     as_tensor = lambda array: torch.as_tensor(np.asarray(array), dtype=torch.float32, device=device)  # noqa: E731
     intrinsics = np.stack([source.K for source in sources])
     sizes = [[source.width, source.height] for source in sources]
