@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from spaceport.cloud.jobs import JobsTable
 from spaceport.cloud.local_stack.stack import LocalStack
 from spaceport.cloud.local_stack.template import BUCKET, JOBS_TABLE, REGION
+from spaceport.cloud.models import Stage
 
 MIB = 1 << 20
 # S3's smallest part: multipart uploads of a few MiB exercise what 64 MiB parts do.
@@ -104,3 +106,27 @@ def finished_job(stack: LocalStack, job_id: str, work: Path) -> dict[str, bytes]
         table.end_stage(job_id, stage, "SUCCEEDED", {}, outputs[stage])
     table.finish(job_id, JobStatus.SUCCEEDED)
     return {"scene.sog": scene.getvalue(), "georef.json": (sfm / "georef.json").read_bytes()}
+
+
+def waiting_for(job_id: str, stage: Stage, sagemaker_job: str) -> None:
+    """The job's record while ``stage`` waits for ``sagemaker_job``, as the functions write it."""
+    table = JobsTable(JOBS_TABLE)
+    table.claim_for_start(
+        job_id, {"preset": "fast", "iterations": 400}, {"kind": "zip", "key": f"uploads/{job_id}.zip"}
+    )
+    for done in (Stage.VALIDATE, Stage.SFM, Stage.TRAIN)[: [Stage.VALIDATE, Stage.SFM, Stage.TRAIN].index(stage)]:
+        table.begin_stage(job_id, done)
+        table.end_stage(job_id, done, "SUCCEEDED", {}, {done.value: f"s3://bucket/{done.value}/"})
+    table.begin_stage(job_id, stage)
+    table.attach_sagemaker_job(job_id, stage, sagemaker_job, "token")
+
+
+@pytest.fixture
+def shots_dir(tmp_path: Path) -> Path:
+    """Where the console's tests keep their screenshots: ``SPACEPORT_CONSOLE_SHOTS`` (the benchmark suite's), else
+    the test's own folder."""
+    import os
+
+    folder = Path(os.environ.get("SPACEPORT_CONSOLE_SHOTS") or tmp_path / "shots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

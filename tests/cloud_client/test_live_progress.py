@@ -4,28 +4,13 @@ metrics) is what GET /jobs/{id} reads back, and `status` shows it."""
 from __future__ import annotations
 
 from spaceport.cli import main
-from spaceport.cloud.jobs import JobsTable
 from spaceport.cloud.local_stack.cloudwatch import JobTelemetry
-from spaceport.cloud.local_stack.template import JOBS_TABLE
 from spaceport.cloud.models import Stage
 from spaceport.sfm.progress import format_progress as sfm_line
 from spaceport.train.progress import METRIC_DEFINITIONS
 from spaceport.train.progress import format_progress as train_line
 
-from .conftest import client_for
-
-
-def waiting_for(job_id: str, stage: Stage, sagemaker_job: str) -> None:
-    """The job's record while ``stage`` waits for ``sagemaker_job``, as the functions write it."""
-    table = JobsTable(JOBS_TABLE)
-    table.claim_for_start(
-        job_id, {"preset": "fast", "iterations": 400}, {"kind": "zip", "key": f"uploads/{job_id}.zip"}
-    )
-    for done in (Stage.VALIDATE, Stage.SFM, Stage.TRAIN)[: [Stage.VALIDATE, Stage.SFM, Stage.TRAIN].index(stage)]:
-        table.begin_stage(job_id, done)
-        table.end_stage(job_id, done, "SUCCEEDED", {}, {done.value: f"s3://bucket/{done.value}/"})
-    table.begin_stage(job_id, stage)
-    table.attach_sagemaker_job(job_id, stage, sagemaker_job, "token")
+from .conftest import client_for, waiting_for
 
 
 def test_the_stand_ins_training_metrics_and_sfm_lines_reach_get_job_and_status(stack, capsys):

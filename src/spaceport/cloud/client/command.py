@@ -8,6 +8,7 @@ is a bar on a terminal and plain lines elsewhere. Exit status: 0 the job succeed
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from pathlib import Path
@@ -70,6 +71,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     view.add_argument("--out", type=Path, help="the folder to download into (default ./spaceport-JOB)")
     view.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: a free one)")
     view.add_argument("--no-browser", action="store_true", help="print the URL without opening a browser")
+    console = add("console", "a job console in the browser: live progress, new jobs by drag-and-drop, cancel, retry")
+    console.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default: a free one)")
+    console.add_argument("--no-browser", action="store_true", help="print the URL without opening a browser")
+    console.add_argument("--work", type=Path, help="staged uploads and downloaded scenes (default: the user's cache)")
     for subparser in verbs.choices.values():
         _common(subparser)
 
@@ -78,7 +83,7 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     from spaceport.cloud.client.errors import CloudError
 
     try:
-        return VERBS[args.verb](args) if args.verb != "view" else view(args, stop)
+        return VERBS[args.verb](args) if args.verb not in SERVING else SERVING[args.verb](args, stop)
     except CloudError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED
@@ -267,7 +272,40 @@ def _serve(folder: Path, port: int, no_browser: bool, stop: threading.Event | No
     return viewer.run(argparse.Namespace(directory=folder, port=port, no_browser=no_browser), stop)
 
 
+def console(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
+    """Serve the job console until Ctrl-C (or ``stop``); every API call it makes is signed here, never in the page."""
+    import webbrowser
+    from urllib.parse import urlsplit
+
+    from spaceport.cloud.console.server import Console, start_console
+
+    client = _client(args)
+    work = args.work or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "spaceport" / "console"
+    who = f", profile {args.profile}" if args.profile else ""
+    app = Console(client, work, f"{urlsplit(client.deployment.api_url).netloc} · {client.session.region}{who}")
+    try:
+        server = start_console(app, args.port)
+    except OSError as error:
+        print(f"error: cannot listen on 127.0.0.1:{args.port}: {error.strerror}; try --port 0", file=sys.stderr)
+        return EXIT_FAILED
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    print(f"Console at {url} (Ctrl-C to stop); uploads and scenes in {work}", flush=True)
+    if not args.no_browser:
+        webbrowser.open(url)
+    try:
+        (stop or threading.Event()).wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()
+        app.close()
+    return EXIT_OK
+
+
 VERBS = {
     "init": init, "build-images": build_images, "submit": submit, "resume": resume, "status": status,
     "list": list_jobs, "cancel": cancel, "retry": retry, "download": download,
 }  # fmt: skip
+# Verbs that serve a page until interrupted (or until a test sets ``stop``).
+SERVING = {"view": view, "console": console}
