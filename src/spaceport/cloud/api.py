@@ -215,6 +215,9 @@ def job_view(settings: ApiSettings, job: dict[str, Any], with_links: bool) -> di
         "created_at": job.get("created_at"),
         "updated_at": job.get("updated_at"),
     }
+    hooks = webhook.deliveries_view(job)
+    if hooks:
+        view["webhook"] = hooks
     queue = queue_view(settings, job)
     if queue:
         view["queue"] = queue

@@ -20,9 +20,9 @@ from typing import Any, BinaryIO
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from spaceport.cloud import aws, live
+from spaceport.cloud import aws, live, notify
 from spaceport.cloud.jobs import JobsTable
-from spaceport.cloud.models import Stage
+from spaceport.cloud.models import JobStatus, Stage
 from spaceport.cloud.s3io import S3ObjectReader, read_object
 from spaceport.cloud.settings import ValidatorSettings
 from spaceport.cloud.sizing import Photo, refusal_reason, train_config
@@ -168,6 +168,8 @@ def validate_job(settings: ValidatorSettings, job_id: str) -> dict[str, Any]:
     job = table.get(job_id)
     table.begin_stage(job_id, Stage.VALIDATE)
     live.record_lambda_log(settings.jobs_table, job_id, Stage.VALIDATE)
+    if job.get("status") != JobStatus.RUNNING:  # QUEUED to RUNNING is a change its subscribers (webhooks) hear of
+        notify.status_change(settings, table.get(job_id))
     upload = job.get("upload", {})
     publisher = _Publisher(settings.data_bucket, job_id)
     try:

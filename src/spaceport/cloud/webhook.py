@@ -66,6 +66,19 @@ def with_webhook(options: dict[str, Any], default_url: str, https_only: bool) ->
     return {**options, "webhook_url": check_url(url, https_only)} if url else options
 
 
+def deliveries_view(job: dict[str, Any]) -> dict[str, Any] | None:
+    """What the API shows of a job's webhook: its URL and how each delivery went (None without a webhook)."""
+    url = (job.get("options") or {}).get("webhook_url")
+    if not url:
+        return None
+    shown = ("state", "attempts", "last_result", "delivered_at")
+    deliveries = [
+        {"sequence": index + 1, "status": entry["event"].get("status"), **{k: entry[k] for k in shown if k in entry}}
+        for index, entry in enumerate(job.get(EVENTS, []))
+    ]
+    return {"url": url, "deliveries": deliveries}
+
+
 def enqueue(table_name: str, job: dict[str, Any], event: dict[str, Any]) -> int | None:
     """Queue a status change for the job's webhook, if it has one; its delivery's sequence number."""
     if not (job.get("options") or {}).get("webhook_url"):
