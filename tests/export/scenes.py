@@ -1,4 +1,5 @@
-"""Synthetic splats for the export tests: random clouds, a marked scene on Earth, a sky shell, a georef.json."""
+"""Synthetic splats for the export tests: random clouds, a sky shell and a georef.json; the marked scene (coloured
+balls 10 m east, north and up) is ``spaceport.scene.markers``."""
 
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ from spaceport.transform import fibonacci_sphere
 
 # Lausanne's lake shore, as the drone sample scene's GPS places it.
 ORIGIN = {"latitude": 46.5209, "longitude": 6.5653, "altitude_m": 413.0}
-MARKER_COLOURS = {"east": (1.0, 0.1, 0.1), "north": (0.1, 1.0, 0.1), "up": (0.1, 0.2, 1.0)}
-MARKER_OFFSETS = {"east": (10.0, 0.0, 0.0), "north": (0.0, 10.0, 0.0), "up": (0.0, 0.0, 10.0)}
 
 
 def random_cloud(count: int, degree: int = 3, spread: float = 20.0, seed: int = 0) -> GaussianCloud:
@@ -28,41 +27,6 @@ def random_cloud(count: int, degree: int = 3, spread: float = 20.0, seed: int = 
         log_scales=rng.uniform(-6.0, 1.0, (count, 3)),
         quats=rng.normal(size=(count, 4)),
     )
-
-
-def _flat_gaussians(centres: np.ndarray, colour: tuple[float, float, float], sigma: float,
-                    thin: float) -> GaussianCloud:  # fmt: skip
-    """Opaque discs lying flat (their thin axis up), one colour, SH degree 1 left at zero."""
-    count = len(centres)
-    return GaussianCloud(
-        means=centres,
-        sh0=np.tile((np.array(colour) - 0.5) / SH_C0, (count, 1)),
-        shN=np.zeros((count, 3, 3)),
-        opacities=np.full(count, 4.0),
-        log_scales=np.tile(np.log([sigma, sigma, thin]), (count, 1)),
-        quats=np.tile([1.0, 0.0, 0.0, 0.0], (count, 1)),
-    )
-
-
-def _ball(centre: tuple[float, float, float], colour: tuple[float, float, float], radius: float,
-          count: int) -> GaussianCloud:  # fmt: skip
-    points = np.array(centre) + radius * fibonacci_sphere(count)
-    return _flat_gaussians(points, colour, radius * 0.35, radius * 0.35)
-
-
-def marked_scene(ground_half_m: float = 14.0, spacing_m: float = 0.5) -> GaussianCloud:
-    """A grey ground square at z = 0 with a checker of two greys, and three coloured balls 10 m east (red),
-    north (green) and up (blue) of the origin: where each lands on screen tells the frame."""
-    ticks = np.arange(-ground_half_m, ground_half_m + 1e-9, spacing_m)
-    east, north = np.meshgrid(ticks, ticks)
-    ground = np.stack([east.ravel(), north.ravel(), np.zeros(east.size)], axis=1)
-    checker = (np.floor(ground[:, 0] / 4) + np.floor(ground[:, 1] / 4)) % 2 == 0
-    parts = [
-        _flat_gaussians(ground[checker], (0.55, 0.55, 0.5), spacing_m * 0.7, 0.02),
-        _flat_gaussians(ground[~checker], (0.3, 0.32, 0.3), spacing_m * 0.7, 0.02),
-    ]
-    parts += [_ball(MARKER_OFFSETS[name], MARKER_COLOURS[name], 0.6, 300) for name in MARKER_OFFSETS]
-    return concatenate(parts)
 
 
 def with_sky_shell(cloud: GaussianCloud, radius_factor: float = 10.0) -> tuple[GaussianCloud, dict]:

@@ -12,8 +12,9 @@ from spaceport.cli import main
 from spaceport.export.splat_gltf import read_splat_glb
 from spaceport.export.spz import decode
 from spaceport.gaussians import write_ply
+from spaceport.scene.markers import marked_scene
 
-from .scenes import gps_georef, marked_scene, upright_georef, with_sky_shell
+from .scenes import gps_georef, upright_georef, with_sky_shell
 
 
 def _run_folder(folder: Path, georef: dict, record_shell: bool = True) -> dict:

@@ -10,8 +10,9 @@ from benchmarks.gltf_validation import ALLOWED_CODES, allowed_codes, findings, v
 from spaceport.export.glb import read_glb
 from spaceport.export.sky_shell import SkyShell
 from spaceport.export.writer import ExportOptions, export_scene
+from spaceport.scene.markers import marked_scene
 
-from .scenes import gps_georef, marked_scene
+from .scenes import gps_georef
 
 
 def test_scene_glb_and_every_tile_pass_the_validator(tmp_path: Path) -> None:

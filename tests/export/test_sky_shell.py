@@ -10,8 +10,9 @@ import pytest
 
 from spaceport.export.sky_shell import detect_shell, find_shell, scene_without_shell
 from spaceport.gaussians import write_ply
+from spaceport.scene.markers import marked_scene
 
-from .scenes import marked_scene, random_cloud, with_sky_shell
+from .scenes import random_cloud, with_sky_shell
 
 
 def test_manifest_beside_the_ply_says_where_the_shell_starts(tmp_path: Path) -> None:

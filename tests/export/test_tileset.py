@@ -15,9 +15,10 @@ from spaceport.export.placement import NotOnEarthError, Placement
 from spaceport.export.splat_gltf import read_splat_glb
 from spaceport.export.tileset import read_tileset, write_tileset
 from spaceport.gaussians import concatenate
+from spaceport.scene.markers import marked_scene
 from spaceport.transform import transform_cloud
 
-from .scenes import ORIGIN, gps_georef, marked_scene, random_cloud, upright_georef
+from .scenes import ORIGIN, gps_georef, random_cloud, upright_georef
 from .test_spz import assert_within_spz_quantisation
 
 ECEF_TO_LLA = pyproj.Transformer.from_crs("EPSG:4978", "EPSG:4979", always_xy=True)
