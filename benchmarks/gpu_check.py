@@ -50,7 +50,8 @@ PROTECTED = re.compile(r"^(torch|numpy|triton|nvidia-.*|cuda-.*)$")
 # The train stage manifest's figures that the GPU section reports.
 MANIFEST_FIGURES = ("device", "iterations", "num_gaussians", "psnr_test", "psnr_test_worst", "psnr_test_median",
                     "ssim_test", "psnr_initial", "psnr_test_full_size", "resolution", "strategy", "held_out_floaters",
-                    "sky_shell", "background_mode", "peak_gpu_memory_bytes", "peak_gpu_reserved_bytes", "memory_model_bytes")  # fmt: skip
+                    "sky_shell", "background_mode", "peak_gpu_memory_bytes", "peak_gpu_reserved_bytes",
+                    "memory_model_bytes")  # fmt: skip
 # The memory recording's time limit: a few training steps at each of six (N, pixels) sizes, up to 3M Gaussians.
 MEMORY_SCALING_LIMIT_S = 150
 # What must import once the bundle is in (torch's modules aside): the pipeline's stages up to training.
