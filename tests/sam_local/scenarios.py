@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+import pytest
+
 from ..cloud.conftest import photo_zip
 from ..cloud.harness import BUCKET, TABLE
 from .stack import (
@@ -109,6 +111,9 @@ def check_validation_publishes_the_photos(result: Any, seen: dict[str, Any]) -> 
     job = seen["jobs"][JOB]
     assert job["stages"]["validate"]["status"] == "SUCCEEDED" and job["stages"]["validate"]["figures"]["images"] == 4
     assert job["outputs"] == {"images": uri(JOB, "images/")}
+    # the stage names the log the function wrote to (the runtime's variables), and subscribers heard it start
+    assert job["stages"]["validate"]["log"] == {"group": "aws/lambda/ValidateFunction", "stream": "$LATEST"}
+    assert seen["status_events"] == ["RUNNING"]
 
 
 # ---------------------------------------------------------------- start_stage and complete_stage
@@ -250,6 +255,35 @@ def check_failure_is_recorded_with_stage_and_reason(result: Any, seen: dict[str,
     job = seen["jobs"][JOB]
     assert job["status"] == "FAILED" and job["failed_stage"] == "sfm" and job["failure_reason"] == reason
     assert seen["notices"] == [f"Spaceport job {JOB}: FAILED"]
+
+
+# ---------------------------------------------------------------- webhook
+
+# Nothing listens on the discard port: the receiver is down, in this process as in the Lambda container.
+RECEIVER_DOWN = "http://127.0.0.1:9/spaceport"
+
+
+def seed_queued_job_whose_receiver_is_down() -> None:
+    """A job with a webhook queued by its upload, the change in its outbox and on the bus, as trigger leaves it."""
+    from spaceport.cloud import notify
+    from spaceport.cloud.jobs import JobsTable
+    from spaceport.cloud.settings import common_settings
+
+    table = JobsTable(TABLE)
+    options = {"preset": "default", "webhook_url": RECEIVER_DOWN}
+    table.claim_for_start(JOB, options, {"kind": "zip", "key": f"uploads/{JOB}/photos.zip"})
+    notify.status_change(common_settings(), table.get(JOB))
+
+
+def check_refused_delivery_is_recorded_and_retried_later(result: Any, seen: dict[str, Any]) -> None:
+    assert result == {"job_id": JOB, "delivered": []}
+    job = seen["jobs"][JOB]
+    [delivery] = job["webhook_events"]
+    assert delivery["event"]["status"] == "QUEUED" and delivery["state"] == "pending" and delivery["attempts"] == 1
+    assert delivery["last_result"].startswith("ConnectionRefusedError")
+    # one retry, 30 s on (WebhookRetryQueue delays it), and the job's lease given back
+    assert job["webhook_retry_at"] - delivery["last_attempt_at"] == pytest.approx(30, abs=1)
+    assert seen["webhook_retries"] == {"visible": 0, "delayed": 1} and "webhook_lease" not in job
 
 
 # ---------------------------------------------------------------- the API
@@ -420,6 +454,12 @@ SCENARIOS = {
             seed_job_in_sfm,
             check_failure_is_recorded_with_stage_and_reason,
         ),
+        Scenario(
+            "webhook_status_change.json",
+            "WebhookFunction",
+            seed_queued_job_whose_receiver_is_down,
+            check_refused_delivery_is_recorded_and_retried_later,
+        ),
         Scenario("api_create_job.json", "ApiFunction", nothing, check_zip_job_is_created),
         Scenario("api_create_job_images.json", "ApiFunction", nothing, check_images_job_is_created),
         Scenario("api_get_job.json", "ApiFunction", seed_succeeded_job, check_job_view_with_download_links),
@@ -444,8 +484,8 @@ def normalise(value: Any) -> Any:
     if isinstance(value, dict):
         if isinstance(value.get("body"), str) and value.get("statusCode"):
             value = {**value, "body": json.loads(value["body"]) if value["body"] else None}
-        # S3 names each multipart upload at random
-        return {normalise(key): "<upload id>" if key == "upload_id" else normalise(item) for key, item in value.items()}
+        # S3 names each multipart upload at random; webhook deliveries keep their times in epoch seconds
+        return {normalise(key): masked(key, item) for key, item in value.items()}
     if isinstance(value, list):
         return [normalise(item) for item in value]
     if isinstance(value, str):
@@ -453,3 +493,11 @@ def normalise(value: Any) -> Any:
             value = f"<presigned PUT/GET of {presigned_key(value)}, {expires(value)} s>"
         return SAGEMAKER_TAIL.sub(r"\1-<random>", TIMESTAMP.sub("<time>", UUID.sub("<uuid>", value)))
     return value
+
+
+def masked(key: str, value: Any) -> Any:
+    if key == "upload_id":
+        return "<upload id>"
+    if key.endswith("_at") and isinstance(value, int | float):
+        return "<epoch seconds>"
+    return normalise(value)

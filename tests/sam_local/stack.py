@@ -39,6 +39,8 @@ WAITER = "spaceport-local-stage-wait"
 TOKEN_QUEUE = "spaceport-local-task-tokens"
 NOTICE_QUEUE = "spaceport-local-notices"
 STATUS_EVENT_QUEUE = "spaceport-local-status-events"
+WEBHOOK_RETRY_QUEUE = SETTINGS["WEBHOOK_RETRY_QUEUE_URL"].rsplit("/", 1)[1]
+WEBHOOK_SECRET = "receivers-hold-this-too"
 JOB = "job-0001"
 IMAGE_MANIFEST = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json"})
 
@@ -72,7 +74,8 @@ def reset_server(endpoint: str, executes: bool) -> None:
 
 def create_stack() -> None:
     """The template's tables, the data bucket, the topic, the image repositories with an image each, the pipeline
-    state machine, and the queues that observe status events (EventBridge rule) and notifications (SNS)."""
+    state machine, the webhook secret and retry queue, and the queues that observe status events (EventBridge rule)
+    and notifications (SNS)."""
     template = load_template()
     create_tables(client("dynamodb"), template)
     client("s3").create_bucket(Bucket=BUCKET)
@@ -84,6 +87,9 @@ def create_stack() -> None:
         name=PIPELINE, definition=fill_definition(substitutions(template)), roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn"
     )
     sqs = client("sqs")
+    secret = SETTINGS["WEBHOOK_SECRET_ARN"].rsplit(":", 1)[1]  # a partial ARN: the name, without AWS's suffix
+    client("secretsmanager").create_secret(Name=secret, SecretString=WEBHOOK_SECRET)
+    sqs.create_queue(QueueName=WEBHOOK_RETRY_QUEUE)
     topic = client("sns").create_topic(Name=SETTINGS["NOTIFICATION_TOPIC_ARN"].rsplit(":", 1)[1])["TopicArn"]
     client("sns").subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn(sqs, NOTICE_QUEUE))
     events = client("events")
@@ -108,6 +114,19 @@ def drain(name: str) -> list[dict[str, Any]]:
             QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
         )
     return bodies
+
+
+def queued(name: str) -> dict[str, int]:
+    """How many messages the queue holds, visible and delayed (a webhook retry waits out its delay)."""
+    sqs = client("sqs")
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"],
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed"],
+    )["Attributes"]
+    return {
+        "visible": int(attributes["ApproximateNumberOfMessages"]),
+        "delayed": int(attributes["ApproximateNumberOfMessagesDelayed"]),
+    }
 
 
 # ---------------------------------------------------------------- job state, written as the functions write it
@@ -267,4 +286,5 @@ def observe() -> dict[str, Any]:
         "training_jobs": sorted(job["TrainingJobName"] for job in training),
         "status_events": [event["detail"]["status"] for event in drain(STATUS_EVENT_QUEUE)],
         "notices": [notice["Subject"] for notice in drain(NOTICE_QUEUE)],
+        "webhook_retries": queued(WEBHOOK_RETRY_QUEUE),
     }

@@ -51,10 +51,18 @@ def call_in_process(scenario: Scenario) -> Any:
         return {"errorType": type(error).__name__, "errorMessage": str(error)}
 
 
+def as_sam_local_runs(monkeypatch: pytest.MonkeyPatch, function: str) -> None:
+    """The Lambda runtime's own variables that the handlers read, with the values `sam local invoke` gives them
+    (on AWS: the group /aws/lambda/<function name>, a stream per execution environment)."""
+    monkeypatch.setenv("AWS_LAMBDA_LOG_GROUP_NAME", f"aws/lambda/{function}")
+    monkeypatch.setenv("AWS_LAMBDA_LOG_STREAM_NAME", "$LATEST")
+
+
 def run_in_process(scenario: Scenario, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, dict[str, Any]]:
     from moto import mock_aws
 
     use_account(monkeypatch, None)
+    as_sam_local_runs(monkeypatch, scenario.function)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": scenario.executes}}):
         use_account(monkeypatch, None)
         create_stack()
