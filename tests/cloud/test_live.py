@@ -24,11 +24,12 @@ TRAIN_JOB = f"sp-{JOB_ID}-train-a1-abcdef"
 SFM_JOB = f"sp-{JOB_ID}-sfm-a1-abcdef"
 
 
-def running(stage: Stage, sagemaker_job: str) -> None:
+def running(stage: Stage, sagemaker_job: str, options: dict | None = None) -> None:
     """A job whose earlier stages succeeded and whose ``stage`` waits for ``sagemaker_job``, recorded as the functions
     record it."""
     table = JobsTable(harness.TABLE)
-    table.claim_for_start(JOB_ID, {"preset": "fast", "iterations": 600}, {"kind": "zip", "key": "uploads/x.zip"})
+    options = options or {"preset": "fast", "iterations": 600}
+    table.claim_for_start(JOB_ID, options, {"kind": "zip", "key": "uploads/x.zip"})
     for done in (Stage.VALIDATE, Stage.SFM, Stage.TRAIN)[: (Stage.VALIDATE, Stage.SFM, Stage.TRAIN).index(stage)]:
         table.begin_stage(JOB_ID, done)
         table.end_stage(JOB_ID, done, "SUCCEEDED", {}, stage_outputs(JOB_ID, done.value))
@@ -86,6 +87,25 @@ def test_the_training_stage_reports_its_step_psnr_and_gaussians_from_sagemakers_
     assert view["progress"] == pytest.approx((2 + 0.5) / 4, abs=1e-3)
     # AND it is in the record, for `GET /jobs` and for readers that come before the next refresh
     assert world.job(JOB_ID)["stages"]["train"]["live"]["step"] == 300
+
+
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+def test_a_job_that_names_no_step_count_trains_its_presets_on_the_device_the_stack_trains_on(
+    world, monkeypatch, device
+):
+    # GIVEN a stack whose training jobs run on ``device`` (a deployment: cuda, the default; the local stack's
+    # stand-in: cpu), and a job of the fast preset that names no step count, at its step 25
+    if device != "cuda":
+        monkeypatch.setenv("TRAIN_DEVICE", device)
+    running(Stage.TRAIN, TRAIN_JOB, {"preset": "fast"})
+    sagemaker_publishes_metrics(TRAIN_JOB, train_line(25, 0.2, 14.5, 3000), datetime.now(UTC))
+    # WHEN the job is read
+    live_view = get(world)["stages"]["train"]["live"]
+    # THEN its steps are those the train stage runs for that preset on that device
+    from spaceport.train.config import preset_config
+
+    assert live_view["step"] == 25
+    assert live_view["total_steps"] == preset_config("fast", device).iterations
 
 
 def test_the_sfm_stage_reports_its_phase_and_the_photos_registered_from_its_log_stream(world):

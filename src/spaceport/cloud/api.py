@@ -241,7 +241,9 @@ def get_job(job_id: str) -> Response:
 
 def _live(settings: ApiSettings, job: dict[str, Any]) -> dict[str, Any]:
     """The job with its running stage's progress read from CloudWatch (at most every few seconds per job)."""
-    return live.refresh(settings.jobs_table, job, settings.default_preset, settings.live_refresh_s)
+    return live.refresh(
+        settings.jobs_table, job, settings.default_preset, settings.live_refresh_s, settings.train_device
+    )
 
 
 def _is_list_key(key: Any) -> bool:

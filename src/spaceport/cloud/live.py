@@ -114,11 +114,11 @@ def sfm_progress(log: dict[str, str], since_ms: int) -> dict[str, Any] | None:
     return newest[1] | {"log_time": newest[0]}
 
 
-def _total_steps(job: dict[str, Any], default_preset: str) -> int | None:
+def _total_steps(job: dict[str, Any], default_preset: str, device: str) -> int | None:
     from spaceport.cloud.sizing import train_config
 
     try:
-        return int(train_config(job.get("options") or {}, default_preset).iterations)
+        return int(train_config(job.get("options") or {}, default_preset, device).iterations)
     except (ValueError, KeyError):
         return None
 
@@ -128,15 +128,18 @@ def _started(record: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(started) if started else datetime.now(UTC) - timedelta(hours=1)
 
 
-def read_stage(job: dict[str, Any], stage: Stage, default_preset: str) -> tuple[dict | None, dict | None]:
+def read_stage(
+    job: dict[str, Any], stage: Stage, default_preset: str, device: str = "cuda"
+) -> tuple[dict | None, dict | None]:
     """What CloudWatch says now of the job's running SageMaker stage: (live progress, log stream), each None
-    when there is nothing (yet); compress reports no progress, only its stream."""
+    when there is nothing (yet); compress reports no progress, only its stream. A training job's step count is its
+    preset's on ``device``, the one the stack's training jobs run on, unless the job names its own."""
     record = job.get("stages", {}).get(stage.value, {})
     name = job["sagemaker_job"]
     log = record.get("log") if (record.get("log") or {}).get("stream", "").startswith(f"{name}/") else None
     log = log or find_log_stream(stage, name)
     if stage is Stage.TRAIN:
-        return training_progress(name, _started(record), _total_steps(job, default_preset)), log
+        return training_progress(name, _started(record), _total_steps(job, default_preset, device)), log
     if stage is not Stage.SFM or log is None:
         return None, log
     previous = record.get("live") or {}
@@ -151,14 +154,16 @@ def _running_stage(job: dict[str, Any]) -> Stage | None:
     return Stage(job["current_stage"]) if job.get("current_stage") in ("sfm", "train", "compress") else None
 
 
-def refresh(table_name: str, job: dict[str, Any], default_preset: str, every_s: float) -> dict[str, Any]:
+def refresh(
+    table_name: str, job: dict[str, Any], default_preset: str, every_s: float, device: str = "cuda"
+) -> dict[str, Any]:
     """``job`` with its running SageMaker stage's live progress and log stream brought up to date (and recorded),
     at most once every ``every_s`` seconds; as it was when nothing runs, it is too soon, or CloudWatch fails."""
     stage, at = _running_stage(job), time.time()
     if stage is None or at - float(job.get("live_checked_at") or 0) < every_s:
         return job
     try:
-        live, log = read_stage(job, stage, default_preset)
+        live, log = read_stage(job, stage, default_preset, device)
     except (ClientError, BotoCoreError) as error:
         logger.warning("live progress not read", extra={"job_id": job["job_id"], "error": str(error)})
         return job

@@ -175,6 +175,8 @@ class ApiSettings(ExecutionSettings, PricingSettings):
     compress_max_runtime_s: int = Field(alias="COMPRESS_MAX_RUNTIME_SECONDS", ge=60)
     # How often a read may ask CloudWatch for a running job's progress (``spaceport.cloud.live``).
     live_refresh_s: float = Field(default=10.0, alias="LIVE_PROGRESS_REFRESH_SECONDS", ge=0)
+    # The device training jobs run on (StageSettings.device): a preset's step count depends on it.
+    train_device: str = Field(default="cuda", alias="TRAIN_DEVICE")
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)

@@ -90,10 +90,10 @@ def train_hyperparameters(options: dict[str, Any], default_preset: str) -> dict[
     return values
 
 
-def train_config(options: dict[str, Any], default_preset: str) -> TrainConfig:
-    """The configuration the train stage will build on the GPU for this job."""
+def train_config(options: dict[str, Any], default_preset: str, device: str = "cuda") -> TrainConfig:
+    """The configuration the train stage will build for this job on ``device`` (a deployment's: the GPU)."""
     hyperparameters = train_hyperparameters(options, default_preset)
-    return apply_overrides(preset_config(hyperparameters["preset"], "cuda"), hyperparameters)
+    return apply_overrides(preset_config(hyperparameters["preset"], device), hyperparameters)
 
 
 def run_size(config: TrainConfig, photos: Sequence[Photo]) -> RunSize:
