@@ -63,7 +63,8 @@ class Traffic:
         page.on("pageerror", lambda error: self.errors.append(str(error)))
 
     def _request(self, request: Any) -> None:
-        self.hosts.add(urlsplit(request.url).hostname or request.url)
+        # A blob: URL (the viewer's worker) names the page that made it and never leaves the browser.
+        self.hosts.add(urlsplit(request.url.removeprefix("blob:")).hostname or request.url)
         body = request.post_data_buffer or b""
         self.requests.append(f"{request.method} {request.url} {request.headers} {body.decode('latin-1')}")
 
@@ -102,3 +103,12 @@ def wait_until(page: Any, function: str, timeout_s: float = 60.0, argument: Any 
             return value
         time.sleep(0.25)
     raise AssertionError(f"not true after {timeout_s} s: {function}")
+
+
+def open_console(browser: Any, url: str, viewport: dict, traffic: Traffic) -> Any:
+    """A new page on the console, its traffic recorded, once it has listed the jobs."""
+    page = browser.new_page(viewport=viewport)
+    traffic.watch(page)
+    page.goto(url)
+    wait_until(page, "() => window.spaceportConsole && window.spaceportConsole.ready", 30)
+    return page

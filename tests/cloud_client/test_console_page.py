@@ -22,7 +22,7 @@ from spaceport.train.progress import METRIC_DEFINITIONS
 from spaceport.train.progress import format_progress as train_line
 
 from .conftest import client_for, finished_job, waiting_for
-from .console_page import DESKTOP, PHONE, Traffic, launch, wait_until
+from .console_page import DESKTOP, PHONE, Traffic, launch, open_console, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -74,14 +74,6 @@ def browser():
         opened = launch(playwright)
         yield opened
         opened.close()
-
-
-def open_console(browser, url: str, viewport: dict, traffic: Traffic):
-    page = browser.new_page(viewport=viewport)
-    traffic.watch(page)
-    page.goto(url)
-    wait_until(page, "() => window.spaceportConsole && window.spaceportConsole.ready", 30)
-    return page
 
 
 def card(page, job_id: str):
