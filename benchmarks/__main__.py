@@ -1,6 +1,6 @@
 """Run the benchmark suites and write benchmarks/RESULTS.md, results.json and plots/.
 
-``python -m benchmarks [--only quality,compress,train,sfm,lambdas,local,gpu,cloud-demo] [--quick] [--work DIR]``
+``python -m benchmarks [--only quality,compress,train,sfm,lambdas,local,gpu,cloud-demo,console] [--quick] [--work DIR]``
 runs the chosen suites one after the other (never two heavy measurements at once), then merges their results into
 ``benchmarks/results.json`` and rewrites ``benchmarks/RESULTS.md`` and ``benchmarks/plots/``.
 """
@@ -23,6 +23,7 @@ from benchmarks import (  # noqa: E402
     burst,
     cloud_demo,
     compression,
+    console,
     georef,
     gpu,
     lambdas,
@@ -54,6 +55,7 @@ SUITES: dict[str, Callable[[Workspace], SuiteResult]] = {
     "burst": burst.run,
     "gpu": gpu.run,
     "cloud-demo": cloud_demo.run,
+    "console": console.run,
 }
 
 
@@ -115,8 +117,9 @@ def run_suites(args: argparse.Namespace, work: Path) -> None:
         if not result.machine:  # a suite that reports another machine's figures (gpu) stamps that machine itself
             result.seconds = round(time.perf_counter() - started, 1)
             result.machine, result.mode = machine_info(), "quick" if args.quick else "full"
-        results[name] = result
-        # Saved after every suite: a long run that is stopped keeps what it measured.
+        # Merged into the file as it is now, not as it was when this run began: another run may have saved a suite
+        # since. Saved after every suite: a long run that is stopped keeps what it measured.
+        results = load(HERE / "results.json") | {name: result}
         save_json(results, HERE / "results.json")
         save_markdown(results, HERE / "RESULTS.md")
         print(f"[bench] {name} done in {result.seconds:.0f} s", file=sys.stderr, flush=True)

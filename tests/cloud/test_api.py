@@ -112,7 +112,10 @@ def stage_outputs(job_id: str, stage: str) -> dict[str, str]:
         "validate": {"images": uri(job_id, "validate/images/")},
         "sfm": {"sfm": uri(job_id, "sfm/"), "georef": uri(job_id, "sfm/georef.json")},
         "train": {"model": uri(job_id, "train/sp-x/output/model.tar.gz")},
-        "compress": {"scene": uri(job_id, "compress/scene.sog"), "compress_manifest": uri(job_id, "compress/m.json")},
+        "compress": {
+            "scene": uri(job_id, "compress/scene.sog"),
+            "compress_manifest": uri(job_id, "compress/manifest.json"),
+        },
     }[stage]
 
 
@@ -372,6 +375,27 @@ def test_get_a_succeeded_job_links_the_sfm_model_its_manifest_lists(world):
     assert sorted(body["downloads"]["sfm_model"]) == model
     assert [url_key(url) for url in body["downloads"]["sfm_model"].values()] == [
         f"jobs/{JOB_ID}/sfm/{m}" for m in model
+    ]
+
+
+def test_get_a_succeeded_job_links_the_exports_its_compress_manifest_lists(world):
+    # GIVEN a finished job on the globe: its compress stage's manifest lists the SOG, the GLB, the SPZ and the tileset
+    seed_job(JOB_ID, "SUCCEEDED", finished={stage: {} for stage in ("validate", "sfm", "train", "compress")})
+    tiles = ["tiles/content/0.glb", "tiles/content/0_0.glb", "tiles/tileset.json"]
+    listed = ["scene.sog", "sog/meta.json", "scene.glb", "scene.spz", *tiles]
+    files = {name: {"bytes": 1, "sha256": "0" * 64} for name in listed}
+    manifest = json.dumps({"stage": "compress", "files": files})
+    boto3.client("s3", region_name=REGION).put_object(Bucket=BUCKET, Key=f"jobs/{JOB_ID}/compress/manifest.json",
+                                                      Body=manifest)  # fmt: skip
+    # WHEN the user reads it
+    status, body = call(world, "api_get_job.json")
+    # THEN the GLB and the SPZ get a presigned GET each, and so does every file of the tileset, by its path in it
+    assert status == 200
+    assert url_key(body["downloads"]["glb"]) == f"jobs/{JOB_ID}/compress/scene.glb"
+    assert url_key(body["downloads"]["spz"]) == f"jobs/{JOB_ID}/compress/scene.spz"
+    assert sorted(body["downloads"]["tiles"]) == ["content/0.glb", "content/0_0.glb", "tileset.json"]
+    assert [url_key(url) for url in body["downloads"]["tiles"].values()] == [
+        f"jobs/{JOB_ID}/compress/{name}" for name in tiles
     ]
 
 

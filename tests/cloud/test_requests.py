@@ -32,6 +32,19 @@ def test_stage_requests_match_the_sagemaker_model(monkeypatch, spot):
         assert train["StoppingCondition"]["MaxWaitTimeInSeconds"] >= train["StoppingCondition"]["MaxRuntimeInSeconds"]
 
 
+def test_the_compress_stage_reads_the_sfm_stages_georef_json_for_the_exports():
+    # GIVEN a job's trained model and the georef.json its sfm stage wrote
+    model = "s3://spaceport-data/jobs/a/train/sp-a-train-a1-x/output/model.tar.gz"
+    georef = "s3://spaceport-data/jobs/a/sfm/georef.json"
+    # WHEN the compress stage's request is built
+    request = requests.compress_request(stage_settings(), "sp-a-compress-a1-x", "a", IMAGE, model, None, georef)
+    # THEN botocore accepts it, and both arrive as channels: the model, and georef.json for the tileset's place
+    check_request("sagemaker", "CreateProcessingJob", request)
+    channels = {item["InputName"]: item["S3Input"] for item in request["ProcessingInputs"]}
+    assert channels["model"]["S3Uri"] == model and channels["georef"]["S3Uri"] == georef
+    assert channels["georef"]["LocalPath"] == "/opt/ml/processing/input/georef"
+
+
 @pytest.mark.parametrize(("options", "arguments"), [({}, None), ({"georef": True}, None),
                                                    ({"georef": False}, ["--no-georef"])])  # fmt: skip
 def test_a_job_that_turns_georeferencing_off_runs_sfm_with_no_georef(options, arguments):

@@ -15,7 +15,8 @@ import pytest
 
 from spaceport.cli import main
 from spaceport.compress.evaluate import psnr, synthetic_cloud
-from spaceport.gaussians import GaussianCloud, read_ply, write_ply
+from spaceport.export.tileset import read_tileset
+from spaceport.gaussians import GaussianCloud, concatenate, read_ply, write_ply
 from spaceport.transform import Similarity, rotation_between, sh_band_rotations, transform_cloud
 
 from ..sfm.test_georef import random_similarity, truth_in_georef_frame
@@ -206,6 +207,11 @@ def test_georef_command_puts_a_finished_run_on_earth(registered_run: tuple[Path,
     page = (out / "index.html").read_text()
     config = json.loads(page.split('id="spaceport-config">')[1].split("</script>")[0])
     assert config["frame"]["georeferenced"] and config["camera"]["up"] == [0.0, 0.0, 1.0]
+    # AND the scene is exported on the globe, its tileset's Gaussians where scene.ply now has them
+    _, tiles = read_tileset(out / "tiles")
+    leaves = concatenate([tile for meta, tile in tiles if meta["geometricError"] == 0])
+    assert len(leaves) == len(cloud) and (out / "scene.glb").is_file() and (out / "scene.spz").is_file()
+    np.testing.assert_allclose(np.sort(leaves.means, axis=0), np.sort(cloud.means, axis=0), atol=1e-3)
 
 
 def test_splat_transform_still_reads_the_georeferenced_sog(

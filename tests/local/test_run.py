@@ -14,6 +14,8 @@ from PIL import Image
 
 from spaceport.cli import main
 from spaceport.compress.decode import read_sog
+from spaceport.export import spz
+from spaceport.export.splat_gltf import read_splat_glb
 from spaceport.gaussians import read_ply
 
 pytestmark = pytest.mark.slow
@@ -83,6 +85,12 @@ def test_run_delivers_the_scene_upright_and_says_so(finished_run) -> None:
     assert config["camera"]["up"] == [0.0, 0.0, 1.0]
     assert config["camera"]["position"][2] > config["camera"]["target"][2]
     assert config["frame"]["up"] == [0.0, 0.0, 1.0] and not config["frame"]["georeferenced"]
+    # AND without GPS the run exports the splat as glTF and SPZ, the sky shell left out, but puts no tileset on Earth
+    shell = report["train"]["sky_shell"]
+    kept = shell["first"] if shell else len(read_ply(out / "scene.ply"))
+    assert len(read_splat_glb((out / "scene.glb").read_bytes())) == kept
+    assert len(spz.decode((out / "scene.spz").read_bytes())) == kept
+    assert not (out / "tiles").exists() and {"scene.glb", "scene.spz"} <= set(report["outputs"])
 
 
 def test_second_run_reuses_finished_stages(finished_run) -> None:

@@ -46,6 +46,9 @@ PAGE_LIMIT = 100
 # The list index's LastEvaluatedKey: the table key and the index key.
 LIST_KEY_FIELDS = {"job_id", "list_pk", "created_at"}
 # What a job view shows of each stage: ``live`` (a running stage's progress) and ``log`` (its CloudWatch stream).
+# The compress stage's exports beside scene.sog, by their download link's name (``tiles`` lists the tileset's files).
+EXPORT_LINKS = {"glb": "scene.glb", "spz": "scene.spz"}
+TILES_PREFIX = "tiles/"
 VIEWED_STAGE_FIELDS = ("status", "started_at", "ended_at", "figures", "attempts", "live", "log")
 # What each stage's output needs from the stages before it, for POST /jobs/{id}/retry.
 RETRY_NEEDS = {Stage.VALIDATE: None, Stage.SFM: "images", Stage.TRAIN: "sfm", Stage.COMPRESS: "model"}
@@ -163,7 +166,8 @@ def estimate(settings: ApiSettings, options: dict[str, Any], photos: int | None)
 
 def _download_links(settings: ExecutionSettings, job: dict[str, Any]) -> dict[str, Any]:
     """Presigned GETs of the job's own deliverables, and of the manifests that give each file's SHA-256: the scene
-    (compress's manifest), georef.json and the SfM model the viewer starts from (sfm's manifest)."""
+    and its exports (compress's manifest: ``glb``, ``spz`` and, on the globe, ``tiles``, one link per file of the
+    tileset by its path in it), georef.json and the SfM model the viewer starts from (sfm's manifest)."""
     links: dict[str, Any] = {}
     bucket_prefix = f"s3://{settings.data_bucket}/"
     own_prefix = f"{bucket_prefix}jobs/{job['job_id']}/"
@@ -174,26 +178,32 @@ def _download_links(settings: ExecutionSettings, job: dict[str, Any]) -> dict[st
         uri = outputs.get(name)
         if uri and uri.startswith(own_prefix):
             links[name] = _presign(settings, "get_object", Key=uri.removeprefix(bucket_prefix))
+    presign = lambda key: _presign(settings, "get_object", Key=key)  # noqa: E731
     if "sfm_manifest" in links:
-        model = _sfm_model_keys(settings, outputs["sfm_manifest"].removeprefix(bucket_prefix))
-        if model:
-            links["sfm_model"] = {
-                relative: _presign(settings, "get_object", Key=key) for relative, key in model.items()
-            }
+        model = _manifest_keys(settings, outputs["sfm_manifest"].removeprefix(bucket_prefix))
+        if any(name.startswith("sparse/0/") for name in model):
+            links["sfm_model"] = {name: presign(key) for name, key in model.items() if name.startswith("sparse/0/")}
+    if "compress_manifest" in links:
+        exports = _manifest_keys(settings, outputs["compress_manifest"].removeprefix(bucket_prefix))
+        links |= {link: presign(exports[name]) for link, name in EXPORT_LINKS.items() if name in exports}
+        tiles = {name.removeprefix(TILES_PREFIX): presign(key) for name, key in exports.items()
+                 if name.startswith(TILES_PREFIX)}  # fmt: skip
+        if tiles:
+            links["tiles"] = tiles
     return links
 
 
-def _sfm_model_keys(settings: ExecutionSettings, manifest_key: str) -> dict[str, str]:
-    """The SfM model's files (``sparse/0/...``) as the sfm stage's manifest lists them; none when it cannot be read
-    (the scene still downloads without them)."""
+def _manifest_keys(settings: ExecutionSettings, manifest_key: str) -> dict[str, str]:
+    """{path in the stage's output: S3 key} of the files a stage's manifest lists; none when it cannot be read (the
+    scene still downloads without them)."""
     try:
         body = aws.client("s3").get_object(Bucket=settings.data_bucket, Key=manifest_key, Range="bytes=0-16777215")
         files = json.loads(body["Body"].read()).get("files", {})
     except (ClientError, ValueError, AttributeError) as error:
-        logger.info("sfm manifest not read", extra={"key": manifest_key, "error": str(error)})
+        logger.info("manifest not read", extra={"key": manifest_key, "error": str(error)})
         return {}
-    prefix = manifest_key.removesuffix("manifest.json")
-    return {name: prefix + name for name in files if name.startswith("sparse/0/") and ".." not in name}
+    prefix = manifest_key.rsplit("/", 1)[0] + "/"
+    return {name: prefix + name for name in files if ".." not in name}
 
 
 def job_view(settings: ApiSettings, job: dict[str, Any], with_links: bool) -> dict[str, Any]:

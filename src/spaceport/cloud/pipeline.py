@@ -141,7 +141,8 @@ def _build_request(settings: StageSettings, stage: Stage, name: str, job: dict[s
     if not model_uri:
         raise MissingStageOutputError(f"job {job_id} has no trained model to compress")
     image = resolve_image(settings.compress_repository, settings.compress_image_tag)
-    return "create_processing_job", compress_request(settings, name, job_id, image, model_uri, resources)
+    georef_uri = job.get("outputs", {}).get("georef")
+    return "create_processing_job", compress_request(settings, name, job_id, image, model_uri, resources, georef_uri)
 
 
 def start_stage(settings: StageSettings, task: StartStageInput) -> dict[str, Any]:

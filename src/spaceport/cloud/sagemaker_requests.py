@@ -55,8 +55,10 @@ def _processing_request(
     max_runtime_s: int,
     environment: dict[str, str] | None = None,
     arguments: list[str] | None = None,
+    extra_inputs: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     app: dict[str, Any] = {"ImageUri": image_uri} | ({"ContainerArguments": arguments} if arguments else {})
+    inputs = {input_name: input_uri, **(extra_inputs or {})}
     return {
         "ProcessingJobName": name,
         "RoleArn": settings.role_arn,
@@ -67,15 +69,16 @@ def _processing_request(
         "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_s},
         "ProcessingInputs": [
             {
-                "InputName": input_name,
+                "InputName": channel,
                 "S3Input": {
-                    "S3Uri": input_uri,
-                    "LocalPath": f"{PROCESSING_ROOT}/input/{input_name}",
+                    "S3Uri": uri,
+                    "LocalPath": f"{PROCESSING_ROOT}/input/{channel}",
                     "S3DataType": "S3Prefix",
                     "S3InputMode": "File",
                     "S3DataDistributionType": "FullyReplicated",
                 },
             }
+            for channel, uri in inputs.items()
         ],
         "ProcessingOutputConfig": {
             "Outputs": [
@@ -130,8 +133,10 @@ def compress_request(
     image_uri: str,
     model_uri: str,
     resources: dict[str, Any] | None = None,
+    georef_uri: str | None = None,
 ) -> dict:
-    """CreateProcessingJob that turns the trained model.tar.gz into SOG, on the job's ``resources`` if recorded."""
+    """CreateProcessingJob that turns the trained model.tar.gz into SOG and the exports (glTF, SPZ and, for a scene
+    registered by GPS, 3D Tiles from the sfm stage's ``georef_uri``), on the job's ``resources`` if recorded."""
     resources = resources or {}
     return _processing_request(
         settings,
@@ -144,6 +149,7 @@ def compress_request(
         instance_type=resources.get("instance_type", settings.compress_instance_type),
         volume_gb=int(resources.get("volume_gb", settings.compress_volume_gb)),
         max_runtime_s=settings.compress_max_runtime_s,
+        extra_inputs={"georef": georef_uri} if georef_uri else None,
     )
 
 

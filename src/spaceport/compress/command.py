@@ -4,9 +4,10 @@ Two modes:
 
 - ``spaceport compress IN.ply --out OUT.sog [--unbundled-dir DIR]``: one file, here.
 - ``spaceport compress --stage [--ml-root /opt/ml]``: the Processing job; reads
-  ``processing/input/model/{scene.ply | model.tar.gz}``, writes ``processing/output/{scene.sog, sog/, manifest.json}``,
-  and on failure the reason to ``output/message`` with a non-zero exit. ``--input``, ``--output`` and
-  ``--failure-file`` override single paths of that layout.
+  ``processing/input/model/{scene.ply | model.tar.gz}`` and ``processing/input/georef/georef.json`` (optional), writes
+  ``processing/output/{scene.sog, sog/, scene.glb, scene.spz, tiles/, manifest.json}`` (``tiles/`` for a scene
+  registered by GPS), and on failure the reason to ``output/message`` with a non-zero exit. ``--input``,
+  ``--output`` and ``--failure-file`` override single paths of that layout.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def _run_stage(args: argparse.Namespace, config: SogConfig) -> int:
         input_dir=args.input or defaults.input_dir,
         output_dir=args.output or defaults.output_dir,
         failure_file=args.failure_file or defaults.failure_file,
+        georef_dir=defaults.georef_dir,
     )
     return run_stage("compress", paths.failure_file, lambda: compress_stage(paths, config))
 

@@ -1,13 +1,18 @@
-"""The compress stage: ``scene.ply`` to ``scene.sog`` under the SageMaker Processing contract.
+"""The compress stage: ``scene.ply`` to ``scene.sog``, ``scene.glb``, ``scene.spz`` and, on the globe, ``tiles/``,
+under the SageMaker Processing contract.
 
-Input (``processing/input/model``): ``scene.ply``, or the training job's ``model.tar.gz`` holding it.
-Output (``processing/output``): ``scene.sog``, the unbundled ``sog/`` (``meta.json`` + WebP images) for
-viewers that fetch files separately, and ``manifest.json`` written last. Failure reason: ``output/message``.
+Inputs: ``processing/input/model``: ``scene.ply`` (the train stage's ``manifest.json`` beside it, which says where
+the sky shell starts), or the training job's ``model.tar.gz`` holding both; ``processing/input/georef`` (optional):
+the sfm stage's ``georef.json``.
+Output (``processing/output``): ``scene.sog``, the unbundled ``sog/`` (``meta.json`` + WebP images) for viewers
+that fetch files separately, the exports of ``spaceport.export.writer`` (``tiles/`` only for a scene registered by
+GPS), and ``manifest.json`` written last. Failure reason: ``output/message``.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import tarfile
 import tempfile
 import time
@@ -24,9 +29,11 @@ from spaceport.gaussians import GaussianCloud, read_ply
 STAGE = "compress"
 PLY_NAME = "scene.ply"
 ARCHIVE_NAME = "model.tar.gz"
+TRAIN_MANIFEST = "manifest.json"
 BUNDLE_NAME = "scene.sog"
 UNBUNDLED_DIR = "sog"
 INPUT_CHANNEL = "model"
+GEOREF_CHANNEL = "georef"
 
 logger = logging.getLogger("spaceport.compress")
 
@@ -38,32 +45,41 @@ class CompressPaths:
     input_dir: Path
     output_dir: Path
     failure_file: Path
+    georef_dir: Path | None = None
 
     @classmethod
     def from_layout(cls, layout: ProcessingLayout) -> CompressPaths:
-        return cls(layout.input_dir(INPUT_CHANNEL), layout.output_dir, layout.failure_file)
+        return cls(layout.input_dir(INPUT_CHANNEL), layout.output_dir, layout.failure_file,
+                   layout.input_dir(GEOREF_CHANNEL))  # fmt: skip
 
 
 def extract_ply(archive: Path, destination: Path) -> Path:
-    """Copy ``scene.ply`` out of a training ``model.tar.gz`` without trusting the archive's paths.
+    """Copy ``scene.ply`` (and the train stage's ``manifest.json``, when there is one) out of a training
+    ``model.tar.gz`` without trusting the archive's paths.
 
-    Only a regular file whose name is ``scene.ply`` (at the root or under ``./``) is read, and it is written
-    to a path we choose, so links, ``..`` and absolute names in the archive cannot write anywhere.
+    Only regular files named ``scene.ply`` or ``manifest.json`` (at the root or under ``./``) are read, and they are
+    written to paths we choose (``destination`` and ``manifest.json`` beside it), so links, ``..`` and absolute
+    names in the archive cannot write anywhere.
     """
+    wanted = {PLY_NAME: destination, TRAIN_MANIFEST: destination.with_name(TRAIN_MANIFEST)}
+    found = set()
     try:
         with tarfile.open(archive, "r:*") as tar:
-            member = next((m for m in tar if m.isfile() and m.name.removeprefix("./") == PLY_NAME), None)
-            if member is None:
-                raise StageError(f"{archive.name} has no {PLY_NAME} at its root")
-            source = tar.extractfile(member)
-            if source is None:
-                raise StageError(f"{archive.name}: {PLY_NAME} cannot be read")
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            with source, destination.open("wb") as target:
-                for block in iter(lambda: source.read(1 << 20), b""):
-                    target.write(block)
+            for member in tar:
+                name = member.name.removeprefix("./")
+                if not member.isfile() or name not in wanted or name in found:
+                    continue
+                source = tar.extractfile(member)
+                if source is None:
+                    raise StageError(f"{archive.name}: {name} cannot be read")
+                wanted[name].parent.mkdir(parents=True, exist_ok=True)
+                with source, wanted[name].open("wb") as target:
+                    shutil.copyfileobj(source, target, 1 << 20)
+                found.add(name)
     except (tarfile.TarError, EOFError, OSError) as error:
         raise StageError(f"{archive.name} is not a readable tar.gz: {error}") from error
+    if PLY_NAME not in found:
+        raise StageError(f"{archive.name} has no {PLY_NAME} at its root")
     return destination
 
 
@@ -127,21 +143,50 @@ def drop_non_finite(cloud: GaussianCloud) -> tuple[GaussianCloud, int]:
     return (cloud.subset(np.flatnonzero(finite)) if dropped else cloud), dropped
 
 
+def read_georef_input(georef_dir: Path | None) -> dict[str, Any] | None:
+    """The sfm stage's ``georef.json`` from the optional channel (None: no channel, or nothing in it)."""
+    from spaceport.sfm.georef import GEOREF_FILE, read_georef
+
+    if georef_dir is None or not (georef_dir / GEOREF_FILE).is_file():
+        return None
+    try:
+        return read_georef(georef_dir / GEOREF_FILE)
+    except ValueError as error:
+        raise StageError(f"{GEOREF_FILE} from the sfm stage cannot be read: {error}") from error
+
+
+def export_globe(cloud: GaussianCloud, ply: Path, georef: dict[str, Any] | None, output_dir: Path) -> dict[str, Any]:
+    """``scene.glb``, ``scene.spz`` and (registered by GPS) ``tiles/`` beside the SOG; the export's figures."""
+    from spaceport.export.sky_shell import find_shell
+    from spaceport.export.writer import ExportOptions, export_scene
+
+    try:
+        shell = find_shell(cloud, ply)
+    except ValueError as error:
+        raise StageError(f"the sky shell of {ply.name}: {error}") from error
+    return export_scene(cloud, shell, georef, output_dir, ExportOptions())
+
+
 def compress_stage(paths: CompressPaths, config: SogConfig) -> dict[str, Any]:
-    """The stage body: read, encode, write both forms, then the manifest. Returns the manifest."""
+    """The stage body: read, encode, write both forms and the exports, then the manifest. Returns the manifest."""
     begin_output(paths.output_dir)
     seconds: dict[str, float] = {}
     started = time.monotonic()
+    georef = read_georef_input(paths.georef_dir)
     # Extract beside the output, on the job's data volume: the container's own disk is small.
-    with timed(seconds, "read"), tempfile.TemporaryDirectory(dir=paths.output_dir.parent) as scratch:
-        ply = find_input_ply(paths.input_dir, Path(scratch))
-        ply_bytes = ply.stat().st_size
-        cloud, dropped = drop_non_finite(load_cloud(ply))
-    encoding = encode_sog(cloud, config)
-    files = encode_files(encoding, config)
-    with timed(seconds, "write"):
-        sog_bytes = write_bundle(files, paths.output_dir / BUNDLE_NAME)
-        write_directory(files, paths.output_dir / UNBUNDLED_DIR)
+    with tempfile.TemporaryDirectory(dir=paths.output_dir.parent) as scratch:
+        with timed(seconds, "read"):
+            ply = find_input_ply(paths.input_dir, Path(scratch))
+            ply_bytes = ply.stat().st_size
+            trained = load_cloud(ply)
+            cloud, dropped = drop_non_finite(trained)
+        encoding = encode_sog(cloud, config)
+        files = encode_files(encoding, config)
+        with timed(seconds, "write"):
+            sog_bytes = write_bundle(files, paths.output_dir / BUNDLE_NAME)
+            write_directory(files, paths.output_dir / UNBUNDLED_DIR)
+        with timed(seconds, "export"):
+            exports = export_globe(trained, ply, georef, paths.output_dir)
     seconds |= encoding.seconds
     seconds["total"] = round(time.monotonic() - started, 3)
     figures = {
@@ -153,6 +198,7 @@ def compress_stage(paths: CompressPaths, config: SogConfig) -> dict[str, Any]:
         "sog_bytes": sog_bytes,
         "ratio": round(ply_bytes / sog_bytes, 2),
         "seconds": seconds,
+        "exports": exports,
     }
     logger.info("compressed %d Gaussians: %d -> %d bytes (%.1fx)", len(cloud), ply_bytes, sog_bytes, figures["ratio"])
     return write_manifest(paths.output_dir, STAGE, figures)

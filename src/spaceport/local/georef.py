@@ -2,9 +2,10 @@
 
 The frame is chosen as the sfm stage chooses it (``spaceport.sfm.georef``), from ``DIR/sfm/sparse/0`` and the
 photos' EXIF GPS (by default the run's own copies, ``DIR/work/sfm/processing/input/images``); then every published
-output is carried into it: ``scene.ply`` (means, rotations, scales and SH coefficients), ``scene.sog``
-(re-encoded), ``sfm/sparse/0``, ``georef.json``, the viewer page (its start view, scale bar and north arrow) and
-``report.json``'s ``georef``. A run that is registered already gets the small correction a new fit finds.
+output is carried into it: ``scene.ply`` (means, rotations, scales and SH coefficients), ``scene.sog`` (re-encoded),
+``scene.glb``, ``scene.spz`` and ``tiles/`` (exported again; tiles only on Earth), ``sfm/sparse/0``,
+``georef.json``, the viewer page (its start view, scale bar and north arrow) and ``report.json``'s ``georef``. A run
+that is registered already gets the small correction a new fit finds.
 
 The stage outputs under ``DIR/work`` keep the frame the sfm stage gave them: a later ``spaceport run`` into DIR
 publishes that frame again (the registered one, unless it runs with ``--no-georef``).
@@ -98,6 +99,7 @@ def georeference_run(out_dir: Path, images_dir: Path | None = None) -> Any:
         shutil.rmtree(sparse)
         shutil.move(staged, sparse)
     write_json_atomic(out_dir / GEOREF_FILE, registration.document)
+    _refresh_exports(out_dir, cloud, registration.document)
     _refresh_viewer(out_dir, reconstruction, registration.document)
     _update_report(out_dir, registration.document)
     return registration
@@ -117,6 +119,15 @@ def _write_sog(files: dict[str, bytes], path: Path) -> None:
     from spaceport.compress.sog import write_bundle
 
     write_bundle(files, path)
+
+
+def _refresh_exports(out_dir: Path, cloud: Any, georef: dict[str, Any]) -> None:
+    """``scene.glb``, ``scene.spz`` and ``tiles/`` written again in the new frame (tiles only when it is on Earth)."""
+    from spaceport.export.sky_shell import find_shell
+    from spaceport.export.writer import TILES_DIR, ExportOptions, export_scene
+
+    shutil.rmtree(out_dir / TILES_DIR, ignore_errors=True)
+    export_scene(cloud, find_shell(cloud, out_dir / "scene.ply"), georef, out_dir, ExportOptions())
 
 
 def _refresh_viewer(out_dir: Path, reconstruction: Any, georef: dict[str, Any]) -> None:

@@ -239,7 +239,10 @@ def stage_fingerprint(stage: str, options: RunOptions, layout: RunLayout) -> str
         # The resolved configuration, so `--device auto` and `--device cpu` on a CPU machine are one run.
         config = build_config(options.train_hyperparameters()).to_dict()
         return fingerprint({"sfm": manifest_digest(layout.sfm.output_dir), "config": config})
-    return fingerprint({"train": manifest_digest(layout.train.model_dir)})
+    # compress also writes the exports, which depend on the frame georef.json describes.
+    return fingerprint(
+        {"train": manifest_digest(layout.train.model_dir), "sfm": manifest_digest(layout.sfm.output_dir)}
+    )
 
 
 def lay_out_inputs(stage: str, options: RunOptions, layout: RunLayout, stage_fingerprint: str) -> None:
@@ -257,7 +260,14 @@ def lay_out_inputs(stage: str, options: RunOptions, layout: RunLayout, stage_fin
         if model_input.exists():
             shutil.rmtree(model_input)
         model_input.mkdir(parents=True)
-        shutil.copy2(layout.train.model_dir / "scene.ply", model_input / "scene.ply")
+        # As SageMaker gives it: the model folder (scene.ply and the train stage's manifest), and georef.json.
+        for name in ("scene.ply", MANIFEST_NAME):
+            shutil.copy2(layout.train.model_dir / name, model_input / name)
+        georef_input = layout.compress.input_dir("georef")
+        shutil.rmtree(georef_input, ignore_errors=True)
+        georef_input.mkdir(parents=True)
+        if (layout.sfm.output_dir / GEOREF_FILE).is_file():
+            shutil.copy2(layout.sfm.output_dir / GEOREF_FILE, georef_input / GEOREF_FILE)
 
 
 STAGE_ARGUMENTS = {
@@ -355,6 +365,7 @@ def publish_outputs(layout: RunLayout) -> dict[str, str]:
     out = layout.out_dir
     shutil.copy2(layout.train.model_dir / "scene.ply", out / "scene.ply")
     shutil.copy2(layout.compress.output_dir / "scene.sog", out / "scene.sog")
+    exports = publish_exports(layout.compress.output_dir, out)
     copy_tree(layout.sfm.output_dir / "sparse" / "0", out / "sfm" / "sparse" / "0")
     sfm_dir = layout.sfm.output_dir
     georef = read_georef(sfm_dir / GEOREF_FILE)
@@ -365,6 +376,25 @@ def publish_outputs(layout: RunLayout) -> dict[str, str]:
     write_viewer(out, start_camera(sfm_dir, georef), georef, sky_shell=bool(train.get("sky_shell")))
     background = tuple(train["background"])
     write_preview(out / "scene.ply", sfm_dir, out / "preview.png", background)
-    names = ("scene.ply", "scene.sog", "sfm/sparse/0", *([GEOREF_FILE] if georef else []), "index.html",
+    names = ("scene.ply", "scene.sog", *exports, "sfm/sparse/0", *([GEOREF_FILE] if georef else []), "index.html",
              "preview.png", "report.json")  # fmt: skip
     return {name: str(out / name) for name in names}
+
+
+def publish_exports(compress_dir: Path, out: Path) -> list[str]:
+    """``scene.glb``, ``scene.spz`` and ``tiles/`` (for a scene on the globe) from the compress stage into DIR, an
+    older run's left nowhere; the names published (``tiles/tileset.json`` for the tiles)."""
+    from spaceport.export.tileset import TILESET_FILE
+    from spaceport.export.writer import GLB_NAME, SPZ_NAME, TILES_DIR
+
+    shutil.rmtree(out / TILES_DIR, ignore_errors=True)
+    names = []
+    for name in (GLB_NAME, SPZ_NAME):
+        (out / name).unlink(missing_ok=True)
+        if (compress_dir / name).is_file():
+            shutil.copy2(compress_dir / name, out / name)
+            names.append(name)
+    if (compress_dir / TILES_DIR / TILESET_FILE).is_file():
+        copy_tree(compress_dir / TILES_DIR, out / TILES_DIR)
+        names.append(f"{TILES_DIR}/{TILESET_FILE}")
+    return names
