@@ -8,7 +8,7 @@ from pathlib import Path
 from benchmarks.common import SuiteResult
 
 SUITE_ORDER = ("quality", "compress", "train", "sfm", "scaling-sfm", "scaling-splats", "lambdas", "validate", "local",
-               "burst", "gpu", "cloud-demo")  # fmt: skip
+               "burst", "gpu", "cloud-demo", "console")  # fmt: skip
 HEADER = """# Spaceport benchmarks
 
 Written by `make bench` (`python -m benchmarks`); every figure below was measured by that command on the machine
