@@ -57,6 +57,17 @@ def gps_georef(latitude: float = 46.5209, longitude: float = 6.5653, altitude_m:
                        "height_reference": "mean sea level"}, "rms_m": 0.0, "warnings": []}  # fmt: skip
 
 
+def splat_on_earth(folder: Path, cloud: Any) -> dict[str, Any]:
+    """``folder/scene.ply`` and a GPS ``georef.json`` for it, as a run's folder has them; returns the georef."""
+    from spaceport.gaussians import write_ply
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_ply(cloud, folder / "scene.ply")
+    georef = gps_georef()
+    (folder / "georef.json").write_text(json.dumps(georef))
+    return georef
+
+
 def measured_export(folder: Path, *options: str) -> dict[str, Any]:
     """``spaceport export FOLDER --format 3dtiles OPTIONS`` in its own process: seconds and peak memory."""
     command = [sys.executable, "-c", MEASURED_EXPORT, "export", str(folder), "--format", "3dtiles", *options]
@@ -82,15 +93,11 @@ def marker_errors(image: np.ndarray, camera: EnuCamera) -> dict[str, float | Non
 def measure_marked(workspace: Workspace) -> dict[str, Any]:
     """The marked scene on the globe from three poses: marker errors, SSIM, first frame."""
     from benchmarks.globe_compare import image_ssim, render_reference
-    from spaceport.gaussians import write_ply
     from spaceport.scene.markers import marked_scene
 
     folder = workspace.root / "globe" / "marked"
-    folder.mkdir(parents=True, exist_ok=True)
     scene = marked_scene()
-    write_ply(scene, folder / "scene.ply")
-    georef = gps_georef()
-    (folder / "georef.json").write_text(json.dumps(georef))
+    georef = splat_on_earth(folder, scene)
     export = measured_export(folder, "--tile-limit", "2500", "--sky-shell", "none")
     cameras = list(MARKED_CAMERAS.values())
     session = view_globe(folder / "tiles", origin_of(georef), cameras, WIDTH, HEIGHT, errors=[16.0, 1.0, 1.0])
@@ -191,14 +198,9 @@ def big_scene() -> Any:
 
 def measure_levels(workspace: Workspace) -> dict[str, Any]:
     """The 3 M scene: export time and memory, tile tree, its first frame from far away; single tiles' first frames."""
-    from spaceport.gaussians import write_ply
-
     root = workspace.root / "globe" / "big"
-    root.mkdir(parents=True, exist_ok=True)
     scene = big_scene()
-    write_ply(scene, root / "scene.ply")
-    georef = gps_georef()
-    (root / "georef.json").write_text(json.dumps(georef))
+    georef = splat_on_earth(root, scene)
     export = measured_export(root, "--sky-shell", "none")
     tileset = json.loads((root / "tiles" / "tileset.json").read_text(encoding="utf-8"))
     session = view_globe(root / "tiles", origin_of(georef), [BIG_FAR], WIDTH, HEIGHT, timeout_s=600)
@@ -211,9 +213,7 @@ def measure_levels(workspace: Workspace) -> dict[str, Any]:
     rng = np.random.default_rng(1)
     for count in SINGLE_TILE_SIZES:
         folder = workspace.root / "globe" / f"single-{count}"
-        folder.mkdir(parents=True, exist_ok=True)
-        write_ply(scene.subset(np.sort(rng.choice(len(scene), count, replace=False))), folder / "scene.ply")
-        (folder / "georef.json").write_text(json.dumps(georef))
+        splat_on_earth(folder, scene.subset(np.sort(rng.choice(len(scene), count, replace=False))))
         measured_export(folder, "--sky-shell", "none", "--tile-limit", str(count))
         single = view_globe(folder / "tiles", origin_of(georef), [BIG_FAR], WIDTH, HEIGHT, timeout_s=600)
         levels["single_tiles"].append({"gaussians": count, "bytes": folder_bytes(folder / "tiles"),

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CESIUM_BUILD = ROOT / "node_modules" / "cesium" / "Build" / "Cesium"
 PAGE = Path(__file__).resolve().parent / "globe_page.html"
 CHROMIUM = Path("/usr/bin/chromium")
+SETTLED_FRAMES = 3
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
                   "--ignore-gpu-blocklist", "--disable-background-networking", "--disable-component-update",
                   "--no-first-run", "--disable-dev-shm-usage"]  # fmt: skip
@@ -125,14 +126,16 @@ def _canvas(page: Any) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(page.locator("#globe canvas").screenshot())).convert("RGB"))
 
 
-def _settled(page: Any, attempts: int = 40, pause_s: float = 0.25) -> np.ndarray:
-    """The canvas once every tile is loaded, the splats drawn are the selected tiles' sorted for this view, and two
-    captures in a row agree."""
+def _settled(page: Any, attempts: int = 80, pause_s: float = 0.25) -> np.ndarray:
+    """The canvas once, for ``SETTLED_FRAMES`` frames drawn since the camera last moved, every tile is loaded and
+    the splats drawn are the selected tiles' sorted for this view, and two captures in a row agree. (SwiftShader
+    on a busy CPU can take longer than a pause for one frame: without counting frames since the move, the last
+    frame before it, unchanged on screen, passed for settled.)"""
     previous = _canvas(page)
     for _ in range(attempts):
         time.sleep(pause_s)
         current = _canvas(page)
-        settled = page.evaluate("window.globe.tilesLoaded === true && window.globe.splatsSettled === true")
+        settled = page.evaluate(f"window.globe.settledFrames >= {SETTLED_FRAMES}")
         if np.array_equal(current, previous) and settled:
             return current
         previous = current

@@ -15,26 +15,13 @@ def render_reference(cloud: GaussianCloud, camera: object, width: int, height: i
     """(H, W, 3) uint8: ``cloud`` (east-north-up) rendered from ``camera`` (an ``EnuCamera``) over black."""
     import torch
 
-    from spaceport.train.model import sh_colors
-    from spaceport.train.rasterize_cpu import render
+    from spaceport.local.views import render_cloud
 
     focal = camera.focal(height)  # type: ignore[attr-defined]
     intrinsics = torch.tensor([[focal, 0.0, width / 2], [0.0, focal, height / 2], [0.0, 0.0, 1.0]])
-    params = {
-        "means": torch.from_numpy(cloud.means),
-        "quats": torch.from_numpy(cloud.quats),
-        "log_scales": torch.from_numpy(cloud.log_scales),
-        "opacity_logits": torch.from_numpy(cloud.opacities),
-        "sh0": torch.from_numpy(cloud.sh0)[:, None, :],
-        "shN": torch.from_numpy(cloud.shN),
-    }
     centre = torch.tensor(camera.position, dtype=torch.float32)  # type: ignore[attr-defined]
     viewmat = torch.tensor(camera.viewmat(), dtype=torch.float32)  # type: ignore[attr-defined]
-    with torch.no_grad():
-        colours = sh_colors(params, cloud.sh_degree, centre)
-        result = render(params["means"], params["quats"], params["log_scales"], params["opacity_logits"], colours,
-                        viewmat, intrinsics, width, height, torch.zeros(3))  # fmt: skip
-    return (result.image.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    return render_cloud(cloud, viewmat, intrinsics, width, height, centre, (0.0, 0.0, 0.0))
 
 
 def image_ssim(first: np.ndarray, second: np.ndarray) -> float:

@@ -99,13 +99,22 @@ def oblique_camera(reconstruction: Any) -> dict[str, Any]:
 
 def render_cloud_view(ply_path: Path, view: Any, background: tuple[float, float, float]) -> np.ndarray:
     """Render ``scene.ply`` from a camera with the CPU rasteriser; (H, W, 3) uint8."""
+    from spaceport.gaussians import read_ply
+
+    return render_cloud(read_ply(ply_path), view.viewmat, view.K, view.width, view.height, view.camera_center,
+                        background)  # fmt: skip
+
+
+def render_cloud(cloud: Any, viewmat: Any, intrinsics: Any, width: int, height: int, centre: Any,
+                 background: tuple[float, float, float]) -> np.ndarray:  # fmt: skip
+    """Render a ``GaussianCloud`` with the CPU rasteriser: ``viewmat`` (4, 4) world to camera (x right, y down,
+    z forward), ``intrinsics`` (3, 3) and the camera ``centre`` (for the SH colours) as torch tensors; (H, W, 3)
+    uint8."""
     import torch
 
-    from spaceport.gaussians import read_ply
     from spaceport.train.model import sh_colors
     from spaceport.train.rasterize_cpu import render
 
-    cloud = read_ply(ply_path)
     params = {
         "means": torch.from_numpy(cloud.means),
         "quats": torch.from_numpy(cloud.quats),
@@ -115,9 +124,9 @@ def render_cloud_view(ply_path: Path, view: Any, background: tuple[float, float,
         "shN": torch.from_numpy(cloud.shN),
     }
     with torch.no_grad():
-        colors = sh_colors(params, cloud.sh_degree, view.camera_center)
+        colors = sh_colors(params, cloud.sh_degree, centre)
         result = render(params["means"], params["quats"], params["log_scales"], params["opacity_logits"], colors,
-                        view.viewmat, view.K, view.width, view.height, torch.tensor(background))  # fmt: skip
+                        viewmat, intrinsics, width, height, torch.tensor(background))  # fmt: skip
     return (result.image.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
 
 
