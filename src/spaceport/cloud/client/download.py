@@ -1,6 +1,7 @@
 """A finished job's deliverables, each file checked against the manifest of the stage that wrote it (size and
-SHA-256), into a folder the viewer opens: ``scene.sog`` (compress's manifest), ``georef.json`` and the SfM model
-``sfm/sparse/0`` (sfm's manifest), the viewer page, and ``cloud-job.json`` (the job as the API reported it).
+SHA-256), into a folder the viewer opens: ``scene.sog`` and its exports ``scene.glb``, ``scene.spz`` and, for a
+scene on the globe, ``tiles/`` (compress's manifest), ``georef.json`` and the SfM model ``sfm/sparse/0`` (sfm's
+manifest), the viewer page, and ``cloud-job.json`` (the job as the API reported it).
 
 Everything lands in a private folder beside the target first and moves into place only once every file verified:
 a corrupt byte fails the download and leaves nothing behind.
@@ -29,7 +30,10 @@ BLOCK = 1 << 20
 # Where each download lands in the folder, and which manifest, under which name, vouches for it.
 SCENE = ("scene", "scene.sog", "compress_manifest", "scene.sog")
 GEOREF = ("georef", "georef.json", "sfm_manifest", "georef.json")
+# The compress stage's exports (GET /jobs/{id}'s link names): each lands, and is listed, under the same name.
+EXPORTS = {"glb": "scene.glb", "spz": "scene.spz"}
 MODEL_DIR = "sfm"
+TILES_DIR = "tiles"
 JOB_FILE = "cloud-job.json"
 
 
@@ -73,6 +77,14 @@ def verify_file(path: Path, expected: dict[str, Any], name: str, manifest: str) 
         )
 
 
+def _inside(folder: Path, relative: str) -> Path:
+    """``folder / relative``, refused when a link's name would put the file outside ``folder``."""
+    target = folder / relative
+    if ".." in Path(relative).parts or Path(relative).is_absolute():
+        raise CloudError(f"a download link names {relative!r}, outside the job's folder")
+    return target
+
+
 class Downloader:
     """Downloads one succeeded job into ``out_dir``."""
 
@@ -112,9 +124,19 @@ class Downloader:
                 names.append(target)
         if "scene.sog" not in names:
             raise CloudError(f"job {self.job_id} links no scene with its manifest: {sorted(links)}")
-        for relative, url in sorted((links.get("sfm_model") or {}).items()):
-            self._fetch(url, staging / MODEL_DIR / relative, manifests["sfm_manifest"], relative, "sfm_manifest")
-            names.append(f"{MODEL_DIR}/{relative}")
+        for link, name in EXPORTS.items():
+            if link in links:  # the scene came with compress's manifest, which lists its exports too
+                self._fetch(links[link], staging / name, manifests["compress_manifest"], name, "compress_manifest")
+                names.append(name)
+        # The manifests list the model under sparse/0/ (sfm's output) and the tileset under tiles/ (compress's).
+        for folder, link, manifest, listed_under in (
+            (MODEL_DIR, "sfm_model", "sfm_manifest", ""),
+            (TILES_DIR, "tiles", "compress_manifest", f"{TILES_DIR}/"),
+        ):
+            for relative, url in sorted((links.get(link) or {}).items()):
+                target = _inside(staging, f"{folder}/{relative}")
+                self._fetch(url, target, manifests.get(manifest, {}), listed_under + relative, manifest)
+                names.append(f"{folder}/{relative}")
         return names
 
     def _fetch(self, url: str, target: Path, manifest: dict[str, Any], listed: str, manifest_name: str) -> None:

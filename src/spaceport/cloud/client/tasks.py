@@ -113,7 +113,7 @@ class Task:
             time.sleep(interval)
 
     def download_assets(self, out_dir: Path, on_file: Callable[[str], None] | None = None) -> dict[str, Path]:
-        """Download the scene (and its frame, model and viewer page) into ``out_dir``, each file verified."""
+        """Download the scene (its exports, frame, model and viewer page too) into ``out_dir``, each file verified."""
         return Downloader(self.api, self.job_id, out_dir, on_file).run()
 
     def cancel(self) -> dict[str, Any]:
