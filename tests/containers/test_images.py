@@ -21,7 +21,9 @@ from spaceport.cli import main
 from spaceport.compress.evaluate import synthetic_cloud
 from spaceport.contract import ProcessingLayout, verify_manifest
 from spaceport.gaussians import write_ply
+from spaceport.scene.markers import marked_scene
 
+from ..export.scenes import gps_georef
 from .engine import PLATFORM, docker, image_platform, require_engine, require_image
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -148,6 +150,37 @@ def test_compress_image_writes_the_local_runs_sog_bytes(scene_ply: Path, tmp_pat
     local_output = ProcessingLayout(local_root).output_dir
     assert (output / "scene.sog").read_bytes() == (local_output / "scene.sog").read_bytes()
     assert manifest["files"] == json.loads((local_output / "manifest.json").read_text())["files"]
+
+
+def test_compress_image_on_the_globe_writes_the_local_runs_exports(tmp_path: Path) -> None:
+    # GIVEN a scene registered by GPS, its two channels as SageMaker mounts them (the trained PLY, sfm's
+    # georef.json), and the local stage's output of the same
+    channels = {"model": tmp_path / "model", "georef": tmp_path / "georef"}
+    for folder in channels.values():
+        folder.mkdir()
+    write_ply(marked_scene(), channels["model"] / "scene.ply")
+    (channels["georef"] / "georef.json").write_text(json.dumps(gps_georef()))
+    local_root = tmp_path / "local"
+    for name, folder in channels.items():
+        shutil.copytree(folder, local_root / "processing" / "input" / name)
+    assert main(["compress", "--stage", "--ml-root", str(local_root)]) == 0
+    ml_root = tmp_path / "ml"
+
+    # WHEN the compress image runs as a Processing job with both channels
+    result = run_processing_job(COMPRESS_IMAGE, ml_root, channels)
+
+    # THEN it succeeds (everything the exports import is in the image), its output verifies, and the GLB, the SPZ
+    # and every file of the tileset are the local run's, byte for byte
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = verify_manifest(ProcessingLayout(ml_root).output_dir)
+    assert manifest is not None, "the output's manifest.json is missing or does not match the files"
+    local_manifest = json.loads((ProcessingLayout(local_root).output_dir / "manifest.json").read_text())
+    exports = {name for name in local_manifest["files"] if name.startswith("tiles/") or name.startswith("scene.")}
+    assert {"scene.sog", "scene.glb", "scene.spz", "tiles/tileset.json", "tiles/content/0.glb"} <= exports
+    assert {name: manifest["files"].get(name) for name in exports} == {
+        name: local_manifest["files"][name] for name in exports
+    }
+    assert manifest["exports"]["3dtiles"]["gaussians"] == len(marked_scene())
 
 
 def test_compress_image_with_a_corrupt_ply_fails_with_its_reason(scene_ply: Path, tmp_path: Path) -> None:
