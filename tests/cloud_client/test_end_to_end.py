@@ -82,7 +82,8 @@ def test_a_stage_fails_retry_finishes_the_job_and_the_scene_verifies_and_opens_u
     for name, record in pipeline_stack.sagemaker.jobs.items():
         if record.job.stage in ("sfm", "compress"):
             assert record.in_container == (docker_image(record.job.stage, True) is not None), name
-    assert {"scene.sog", "georef.json", "index.html", "sfm/sparse/0/points3D.bin"} <= {
+    # (the sample scene has no GPS: its exports are the GLB and the SPZ, no tileset)
+    assert {"scene.sog", "scene.glb", "scene.spz", "georef.json", "index.html", "sfm/sparse/0/points3D.bin"} <= {
         p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file()
     }
     # AND the viewer opens it upright: orbiting +z from the local run's oblique start above the scene
