@@ -27,6 +27,8 @@ STAGES = ("validate", "sfm", "train", "compress")
 # The fast preset's steps on the local stack's CPU stand-in.
 FAST_STEPS = preset_config("fast", "cpu").iterations
 JOB_TIMEOUT_S = 420
+# Where Open scene's tab goes: our viewer, on a port of its own (the tab opens on about:blank at the click).
+VIEWER_URL = re.compile(r"^http://127\.0\.0\.1:\d+/")
 
 
 @pytest.fixture
@@ -125,7 +127,8 @@ def test_a_dropped_folder_trains_with_its_live_step_shown_and_the_finished_scene
     with desktop.context.expect_page(timeout=120_000) as opening:
         desktop.locator(f'article.job[data-job-id="{job_id}"]').get_by_role("button", name="Open scene").click()
     scene = opening.value
-    # THEN our viewer renders it, from 127.0.0.1
+    # THEN the tab, opened blank at the click, goes to our viewer once the scene is downloaded, and renders it
+    scene.wait_for_url(VIEWER_URL, timeout=180_000)
     wait_until(scene, "() => ['rendered', 'error'].includes(window.spaceportViewer?.state)", 120)
     assert scene.evaluate("window.spaceportViewer.state") == "rendered"
     scene.screenshot(path=str(shots_dir / "console-scene-opened.png"))
