@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -231,3 +232,8 @@ class FolderPeak:
         self._stop.set()
         self._thread.join()
         self.sample()
+
+
+def fingerprint(path: Path) -> str:
+    """The first 16 hex digits of a file's SHA-256: which bytes a description of a screenshot was written for."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]

@@ -27,10 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, SuiteResult, Workspace
+from benchmarks.common import ROOT, SuiteResult, Workspace, fingerprint
 from benchmarks.plot import LinePlot, save
+from benchmarks.quality_looked import LOOKED_AT
 from benchmarks.quality_report import BEFORE_REF, DROP_FROM_STEP, RESET_GRACE_STEPS, tables, targets
 from benchmarks.quality_run import EVALUATE_EVERY
+from benchmarks.report import HERE, rewrite_section
 
 
 @dataclass(frozen=True)
@@ -319,7 +321,15 @@ def run(
             + ", ".join(f"{scene['key']} {scene.get('measured', 'earlier')}" for scene in measured)
             + "."
         )
-    notes += [
+    return report({"scenes": measured, "run_notes": notes}, workspace.plots_dir)
+
+
+def report(figures: dict[str, Any], plots_dir: Path = HERE / "plots") -> SuiteResult:
+    """The suite's section from its figures: targets, tables, plots, and what was seen in each screenshot and
+    preview (``quality_looked.LOOKED_AT``, for the bytes it was written about; a new run's are not looked at yet)."""
+    measured = figures["scenes"]
+    plots = _plots(measured, plots_dir)
+    notes = list(figures.get("run_notes", [])) + [
         "Scores use the held-out photos (every 8th) and, for synthetic scenes, the 16 poses of the novel-view sweep, "
         "at the training resolution; 'Training' counts training steps only, clock paused while scoring. 'Floaters': "
         "SfM points the held-out photos observed with something rendered nearer than 0.8 of their depth. 'Opening: "
@@ -329,13 +339,24 @@ def run(
         "quality_opening_<scene>.png: our viewer's opening view in headless Chromium, the code before (left) and "
         "today's (right), each from its own SOG. quality_<real scene>_preview.png: the first held-out photo "
         "(middle) between the renders before (left) and after (right).",
+        "What the screenshots and previews show:",
     ]
+    for plot in plots[1:]:
+        path = plots_dir / plot
+        described = LOOKED_AT.get(plot)
+        seen = described[1] if described and path.is_file() and described[0] == fingerprint(path) else None
+        notes.append(f"- `{plot}`: {seen or 'not looked at yet (a new run: describe it in quality_looked.py)'}")
     return SuiteResult(
         "quality",
         "Training quality across scenes, where the viewer looks",
-        {"scenes": measured},
+        {"scenes": measured, "run_notes": figures.get("run_notes", [])},
         tables(measured),
         targets(measured),
-        _plots(measured, workspace.plots_dir),
+        plots,
         notes,
     )
+
+
+def report_again() -> None:
+    """Write the section again from results.json, after describing its screenshots in ``quality_looked``."""
+    rewrite_section("quality", report)

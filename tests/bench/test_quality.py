@@ -103,3 +103,29 @@ def test_lund_has_its_own_targets_and_every_real_capture_is_reported_before_and_
     assert by_title["Before"].rows[0][1] == "14.60 / 16.00"
     real = next(table for title, table in by_title.items() if title.startswith("Real captures"))
     assert real.rows[1][2] == "18.50 dB" and real.rows[1][4] == "35.00 dB"
+
+
+def test_a_screenshot_is_described_only_for_the_bytes_that_were_looked_at(tmp_path, monkeypatch) -> None:
+    # GIVEN a drone scene whose opening view was looked at and described, and a facade scene's that was not
+    from benchmarks import quality
+    from benchmarks.common import fingerprint
+
+    before = _figures(32.0, 31.0, 27.0, 0.06, 0.9, 200.0)
+    measured = [_scene("drone", _figures(33.0, 32.0, 28.0, 0.01, 0.1, 190.0), before),
+                _scene("facade", _figures(31.0, 29.0, 25.0, 0.01, 0.1, 190.0), before)]  # fmt: skip
+    for key in ("drone", "facade"):
+        (tmp_path / f"quality_opening_{key}.png").write_bytes(key.encode())
+    seen = fingerprint(tmp_path / "quality_opening_drone.png")
+    monkeypatch.setattr(quality, "LOOKED_AT", {"quality_opening_drone.png": (seen, "the town, clear of haze")})
+
+    # WHEN the section is written
+    notes = "\n".join(quality.report({"scenes": measured}, tmp_path).notes)
+
+    # THEN the description goes with the bytes it was written about, and the new screenshot is said to be unseen
+    assert "`quality_opening_drone.png`: the town, clear of haze" in notes
+    assert "`quality_opening_facade.png`: not looked at yet" in notes
+
+    # AND once the screenshot's bytes change (a new run), the old description is no longer given
+    (tmp_path / "quality_opening_drone.png").write_bytes(b"another run")
+    notes = "\n".join(quality.report({"scenes": measured}, tmp_path).notes)
+    assert "`quality_opening_drone.png`: not looked at yet" in notes
