@@ -19,9 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import SuiteResult, Target, Workspace, run_quiet
-from benchmarks.report import load, save_json, save_markdown
-
-HERE = Path(__file__).resolve().parent
+from benchmarks.report import rewrite_section
 
 NAME, TITLE = "console", "The job console in the browser: a dropped folder to an opened scene"
 TEST = "tests/cloud_client/test_console_end_to_end.py"
@@ -133,13 +131,7 @@ def _shot(plot: str) -> str:
 
 def report_again() -> None:
     """Write the section again from results.json (after describing the kept screenshots in ``LOOKED_AT``)."""
-    results = load(HERE / "results.json")
-    saved = results[NAME]
-    result = report(saved.figures)
-    result.machine, result.mode, result.seconds = saved.machine, saved.mode, saved.seconds
-    results[NAME] = result
-    save_json(results, HERE / "results.json")
-    save_markdown(results, HERE / "RESULTS.md")
+    rewrite_section(NAME, report)
 
 
 if __name__ == "__main__":

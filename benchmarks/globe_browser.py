@@ -28,6 +28,7 @@ CESIUM_BUILD = ROOT / "node_modules" / "cesium" / "Build" / "Cesium"
 PAGE = Path(__file__).resolve().parent / "globe_page.html"
 CHROMIUM = Path("/usr/bin/chromium")
 SETTLED_FRAMES = 3
+WATCH_S = 20.0
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
                   "--ignore-gpu-blocklist", "--disable-background-networking", "--disable-component-update",
                   "--no-first-run", "--disable-dev-shm-usage"]  # fmt: skip
@@ -75,9 +76,9 @@ class EnuCamera:
 
 @dataclass
 class GlobeFrame:
-    """What the page showed for one camera: the canvas and the page's account of it."""
+    """What the page showed for one camera: the canvas (None when not waited for) and the page's account of it."""
 
-    image: np.ndarray
+    image: np.ndarray | None
     state: dict[str, Any]
     seconds: float
 
@@ -142,6 +143,12 @@ def _settled(page: Any, attempts: int = 80, pause_s: float = 0.25) -> np.ndarray
     raise AssertionError(f"the globe still changed after {attempts} captures")
 
 
+def _watched(page: Any, state: dict[str, Any]) -> None:
+    """Adds to ``state`` how many frames the page drew in the ``WATCH_S`` after it (no canvas is captured)."""
+    time.sleep(WATCH_S)
+    state["framesAfterWatch"] = page.evaluate("window.globe.frames") - state["frames"]
+
+
 STATE_FIELDS = ("state", "error", "frames", "firstFrameMs", "firstFrameTiles", "loaded", "visible", "tilesLoaded",
                 "splats")  # fmt: skip
 
@@ -152,7 +159,7 @@ def _state(page: Any) -> dict[str, Any]:
 
 def view_globe(tiles_dir: Path, origin: dict[str, float], cameras: list[EnuCamera], width: int = 480,
                height: int = 360, errors: list[float] | None = None, timeout_s: float = 120.0,
-               outside_urls: tuple[str, ...] = ()) -> GlobeSession:  # fmt: skip
+               outside_urls: tuple[str, ...] = (), settle: bool = True) -> GlobeSession:  # fmt: skip
     """Open ``tiles_dir/tileset.json`` in CesiumJS, look from each camera in turn, and capture each settled view.
 
     Args:
@@ -164,6 +171,9 @@ def view_globe(tiles_dir: Path, origin: dict[str, float], cameras: list[EnuCamer
             small one makes the viewer refine to the leaves.
         outside_urls: fetched by the page after the last view, to show that the harness refuses other hosts (they
             must end up in ``refused``).
+        settle: capture each view once it has settled; without, only the page's account after the first frame
+            that draws something, and after ``WATCH_S`` more (its ``framesAfterWatch``), with no canvas: a view
+            that SwiftShader takes longer than a screenshot's 30 s to draw a frame of never settles.
 
     Raises:
         RuntimeError: Chromium is missing, or the page failed.
@@ -204,8 +214,9 @@ def view_globe(tiles_dir: Path, origin: dict[str, float], cameras: list[EnuCamer
                     state = _state(page)
                     if state["state"] == "error":
                         raise RuntimeError(f"the globe page failed: {state['error']}")
-                    image = _settled(page)
-                    session.frames.append(GlobeFrame(image, _state(page), round(time.monotonic() - started, 2)))
+                    image = _settled(page) if settle else _watched(page, state)
+                    session.frames.append(GlobeFrame(image, state if not settle else _state(page),
+                                                     round(time.monotonic() - started, 2)))  # fmt: skip
                 console_sinks.append(session.probe_errors)
                 for outside in outside_urls:
                     page.evaluate("(url) => fetch(url).then(() => 'fetched', () => 'refused')", outside)
