@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import zipfile
 
@@ -11,6 +12,13 @@ from moto import mock_aws
 from .harness import ACCOUNT, BUCKET, REGION, SLOTS_TABLE, TABLE, World, load_template
 
 STATE_MACHINE_ARN = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:spaceport-pipeline"
+
+
+@functools.cache
+def instance_prices() -> str:
+    """The template's InstancePrices default, read once: every test here sets it, and parsing template.yaml takes a
+    fifth of a second."""
+    return load_template()["Parameters"]["InstancePrices"]["Default"]
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +68,7 @@ def cloud_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "SPACEPORT_MAX_ARCHIVE_BYTES": "10000000",
         "SPACEPORT_MAX_EXPANDED_BYTES": "50000000",
         "SPACEPORT_MAX_IMAGE_PIXELS": "1000000",
-        "INSTANCE_PRICES": load_template()["Parameters"]["InstancePrices"]["Default"],
+        "INSTANCE_PRICES": instance_prices(),
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)

@@ -40,6 +40,7 @@ moto runs the real ``statemachine/pipeline.asl.json`` but leaves gaps; each is c
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -93,9 +94,16 @@ def load_event(name: str) -> dict[str, Any]:
 FakeContext = LambdaContextStandIn
 
 
+@functools.cache
+def service_model(service: str) -> Any:
+    """botocore's model of ``service``, read once: a fresh session parses the model's JSON again (a fifth of a
+    second for SageMaker's), and the harness validates every Lambda invoke and SageMaker request against it."""
+    return botocore.session.get_session().get_service_model(service)
+
+
 def check_request(service: str, operation: str, params: dict[str, Any]) -> None:
     """Fail when ``params`` would not pass botocore's validation for this operation (missing or mistyped)."""
-    model = botocore.session.get_session().get_service_model(service)
+    model = service_model(service)
     report = ParamValidator().validate(params, model.operation_model(operation).input_shape)
     if report.has_errors():
         raise AssertionError(f"{service}.{operation}: {report.generate_report()}")
@@ -126,16 +134,23 @@ def intercept(monkeypatch: Any, service: str, operation: str, answer: Any) -> No
     monkeypatch.setattr(aws, "client", lambda name: Intercepted(wrapped(name)) if name == service else wrapped(name))
 
 
+@functools.cache
+def _function_events(function_logical_id: str) -> str:
+    """The function's ``Events`` in the template, as JSON: parsed once per session (template.yaml takes a fifth of
+    a second to parse, and every upload and SageMaker event the harness delivers is matched against it)."""
+    return json.dumps(load_template()["Resources"][function_logical_id]["Properties"]["Events"])
+
+
 def rule_pattern(function_logical_id: str, event_name: str) -> dict[str, Any]:
     """The EventBridge pattern of a function's rule, with the bucket name filled in."""
-    pattern = load_template()["Resources"][function_logical_id]["Properties"]["Events"][event_name]["Properties"]
+    pattern = json.loads(_function_events(function_logical_id))[event_name]["Properties"]
     text = json.dumps(pattern["Pattern"]).replace('{"Ref": "DataBucket"}', json.dumps(BUCKET))
     return json.loads(text)
 
 
 def rule_patterns(function_logical_id: str) -> list[dict[str, Any]]:
     """Every EventBridge rule pattern of a function (a function may have one rule per event source)."""
-    events = load_template()["Resources"][function_logical_id]["Properties"]["Events"]
+    events = json.loads(_function_events(function_logical_id))
     return [
         rule_pattern(function_logical_id, name) for name, event in events.items() if event["Type"] == "EventBridgeRule"
     ]
@@ -319,6 +334,7 @@ class World:
         self.dynamo_faults = DynamoFaults()
         self.grant_log = GrantLog()
         _atomic_dynamodb(monkeypatch, self.dynamo_faults, self.grant_log)
+        _one_metrics_flush_at_a_time(monkeypatch)
         settings.clear_cache()
 
     def _create_resources(self) -> None:
@@ -557,6 +573,29 @@ def _atomic_dynamodb(monkeypatch: Any, faults: DynamoFaults, grants: GrantLog) -
             return response
 
     monkeypatch.setattr(DynamoHandler, "call_action", atomic_call_action)
+
+
+def _one_metrics_flush_at_a_time(monkeypatch: Any) -> None:
+    """powertools keeps every handler's metrics in one set per process and clears it when a handler returns; Lambda
+    runs concurrent invocations in separate processes, the harness in threads of one. Adding a metric and flushing
+    the set (check it is empty, then serialise and clear it) run one at a time here, so that one handler's flush
+    never empties the set between another's check and its serialisation (``SchemaValidationError: Must contain at
+    least one metric``, raised from the handler)."""
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+    lock = threading.RLock()
+    add_metric, flush_metrics = AmazonCloudWatchEMFProvider.add_metric, AmazonCloudWatchEMFProvider.flush_metrics
+
+    def locked_add_metric(self: Any, *args: Any, **kwargs: Any) -> None:
+        with lock:
+            add_metric(self, *args, **kwargs)
+
+    def locked_flush_metrics(self: Any, raise_on_empty_metrics: bool = False) -> None:
+        with lock:
+            flush_metrics(self, raise_on_empty_metrics=raise_on_empty_metrics)
+
+    monkeypatch.setattr(AmazonCloudWatchEMFProvider, "add_metric", locked_add_metric)
+    monkeypatch.setattr(AmazonCloudWatchEMFProvider, "flush_metrics", locked_flush_metrics)
 
 
 class _CeilingJitter:
