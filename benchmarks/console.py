@@ -10,7 +10,6 @@ those described in ``LOOKED_AT``: a new run's screenshots are new images, to be 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import SuiteResult, Target, Workspace, run_quiet
+from benchmarks.common import SuiteResult, Target, Workspace, fingerprint, run_quiet
 from benchmarks.report import rewrite_section
 
 NAME, TITLE = "console", "The job console in the browser: a dropped folder to an opened scene"
@@ -101,10 +100,6 @@ def keep(shot: Path, plot: Path) -> str:
     else:
         shutil.copyfile(shot, plot)
     return fingerprint(plot)
-
-
-def fingerprint(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def report(figures: dict[str, Any]) -> SuiteResult:
