@@ -289,6 +289,33 @@ def _plots(measured: list[dict[str, Any]], plots_dir: Path) -> list[str]:
     return names + [preview_plot(scene["key"]) for scene in measured if scene["real"]]
 
 
+def screenshots(scene: dict[str, Any]) -> list[str]:
+    """The scene's opening view, and its preview when it is a real capture."""
+    return [opening_plot(scene["key"])] + ([preview_plot(scene["key"])] if scene["real"] else [])
+
+
+def redistributable(scene: dict[str, Any]) -> bool:
+    """Whether images of the scene may be kept in this repository: a real capture's photos (and renders made from
+    them) only where its repository grants a licence."""
+    from benchmarks.real_capture import CAPTURES
+
+    return not scene["real"] or scene["key"] not in CAPTURES or CAPTURES[scene["key"]].licence is not None
+
+
+def set_aside(scene: dict[str, Any], plots_dir: Path, folder: Path) -> dict[str, str]:
+    """The fingerprints of the scene's screenshots; those of a capture without a licence moved out of the
+    repository's plots into ``folder`` (its work folder), so that they are looked at but never committed."""
+    kept = {}
+    for name in screenshots(scene):
+        path = plots_dir / name
+        if path.is_file():
+            kept[name] = fingerprint(path)
+            if not redistributable(scene):
+                folder.mkdir(parents=True, exist_ok=True)
+                path.replace(folder / name)
+    return kept
+
+
 def run(
     workspace: Workspace,
     real_sources: dict[str, Path] | None = None,
@@ -308,9 +335,9 @@ def run(
                 measured.append(kept[scene.key])
             continue
         try:
-            measured.append(
-                measure_scene(workspace, scene) | {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-            )
+            figures = measure_scene(workspace, scene) | {"measured": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+            figures["screenshots"] = set_aside(figures, workspace.plots_dir, workspace.root / "quality" / scene.key)
+            measured.append(figures)
         except Exception as error:  # a capture that cannot be prepared (no network, no source) is reported, not fatal
             if not scene.real:
                 raise
@@ -329,6 +356,7 @@ def report(figures: dict[str, Any], plots_dir: Path = HERE / "plots") -> SuiteRe
     preview (``quality_looked.LOOKED_AT``, for the bytes it was written about; a new run's are not looked at yet)."""
     measured = figures["scenes"]
     plots = _plots(measured, plots_dir)
+    withheld = {name for scene in measured if not redistributable(scene) for name in screenshots(scene)}
     notes = list(figures.get("run_notes", [])) + [
         "Scores use the held-out photos (every 8th) and, for synthetic scenes, the 16 poses of the novel-view sweep, "
         "at the training resolution; 'Training' counts training steps only, clock paused while scoring. 'Floaters': "
@@ -341,18 +369,26 @@ def report(figures: dict[str, Any], plots_dir: Path = HERE / "plots") -> SuiteRe
         "(middle) between the renders before (left) and after (right).",
         "What the screenshots and previews show:",
     ]
+    recorded = {name: value for scene in measured for name, value in scene.get("screenshots", {}).items()}
     for plot in plots[1:]:
         path = plots_dir / plot
+        shot = recorded.get(plot) or (fingerprint(path) if path.is_file() else None)
         described = LOOKED_AT.get(plot)
-        seen = described[1] if described and path.is_file() and described[0] == fingerprint(path) else None
-        notes.append(f"- `{plot}`: {seen or 'not looked at yet (a new run: describe it in quality_looked.py)'}")
+        seen = described[1] if described and described[0] == shot else None
+        line = f"- `{plot}`: {seen or 'not looked at yet (a new run: describe it in quality_looked.py)'}"
+        if plot in withheld:
+            line += (
+                " (Not kept here: the capture's repository grants no licence to redistribute its photos or renders "
+                "made from them.)"
+            )
+        notes.append(line)
     return SuiteResult(
         "quality",
         "Training quality across scenes, where the viewer looks",
         {"scenes": measured, "run_notes": figures.get("run_notes", [])},
         tables(measured),
         targets(measured),
-        plots,
+        [plot for plot in plots if plot not in withheld],
         notes,
     )
 

@@ -129,3 +129,25 @@ def test_a_screenshot_is_described_only_for_the_bytes_that_were_looked_at(tmp_pa
     (tmp_path / "quality_opening_drone.png").write_bytes(b"another run")
     notes = "\n".join(quality.report({"scenes": measured}, tmp_path).notes)
     assert "`quality_opening_drone.png`: not looked at yet" in notes
+
+
+def test_a_capture_without_a_licence_is_described_but_its_images_are_not_kept(tmp_path) -> None:
+    # GIVEN Sceaux (its repository grants no licence) measured, its screenshots written among the plots
+    from benchmarks import quality
+
+    before = _figures(12.0, 8.0, None, 0.2, 0.8, 500.0)
+    sceaux = _scene("sceaux", _figures(14.0, 8.5, None, 0.01, 0.2, 500.0), before, real=True)
+    for name in quality.screenshots(sceaux):
+        (tmp_path / name).write_bytes(name.encode())
+
+    # WHEN the run sets them aside and the section is written
+    sceaux["screenshots"] = quality.set_aside(sceaux, tmp_path, tmp_path / "work")
+    result = quality.report({"scenes": [sceaux]}, tmp_path)
+
+    # THEN neither image stays among the plots the repository keeps, nor is linked from RESULTS.md
+    assert not (tmp_path / "quality_opening_sceaux.png").exists()
+    assert (tmp_path / "work" / "quality_sceaux_preview.png").is_file()
+    assert result.plots == ["quality_psnr.png"]
+    # AND each is still reported, saying why it is not kept
+    notes = "\n".join(result.notes)
+    assert "`quality_sceaux_preview.png`: not looked at yet" in notes and "grants no licence" in notes
