@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-import webbrowser
 from pathlib import Path
 
 from spaceport.viewer import SCENE_FILE, EngineMissingError, engine_path
-from spaceport.viewer.server import server_url, start_server
+from spaceport.viewer.server import serve_until_stopped, server_url, start_server
 
 DEFAULT_PORT = 8080
 
@@ -41,13 +40,5 @@ def run(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
         return 2
     url = server_url(server)
     print(f"Serving {directory} at {url} (Ctrl-C to stop)", flush=True)
-    if not args.no_browser:
-        webbrowser.open(url)
-    try:
-        (stop or threading.Event()).wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.shutdown()
-        server.server_close()
+    serve_until_stopped(server, url, not args.no_browser, stop)
     return 0

@@ -98,3 +98,20 @@ def server_url(server: ThreadingHTTPServer) -> str:
     """The page's URL for a server from ``start_server``."""
     host, port = server.server_address[:2]
     return f"http://{host}:{port}/"
+
+
+def serve_until_stopped(server: ThreadingHTTPServer, url: str, open_browser: bool,
+                        stop: threading.Event | None = None) -> None:  # fmt: skip
+    """Open ``url`` in a browser (unless told not to), then serve until Ctrl-C or ``stop`` is set (tests), and
+    close the server."""
+    import webbrowser
+
+    if open_browser:
+        webbrowser.open(url)
+    try:
+        (stop or threading.Event()).wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -274,10 +274,10 @@ def _serve(folder: Path, port: int, no_browser: bool, stop: threading.Event | No
 
 def console(args: argparse.Namespace, stop: threading.Event | None = None) -> int:
     """Serve the job console until Ctrl-C (or ``stop``); every API call it makes is signed here, never in the page."""
-    import webbrowser
     from urllib.parse import urlsplit
 
     from spaceport.cloud.console.server import Console, start_console
+    from spaceport.viewer.server import serve_until_stopped
 
     client = _client(args)
     work = args.work or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "spaceport" / "console"
@@ -290,15 +290,9 @@ def console(args: argparse.Namespace, stop: threading.Event | None = None) -> in
         return EXIT_FAILED
     url = f"http://127.0.0.1:{server.server_address[1]}/"
     print(f"Console at {url} (Ctrl-C to stop); uploads and scenes in {work}", flush=True)
-    if not args.no_browser:
-        webbrowser.open(url)
     try:
-        (stop or threading.Event()).wait()
-    except KeyboardInterrupt:
-        pass
+        serve_until_stopped(server, url, not args.no_browser, stop)
     finally:
-        server.shutdown()
-        server.server_close()
         app.close()
     return EXIT_OK
 
