@@ -44,7 +44,7 @@ import functools
 import json
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -232,9 +232,12 @@ class FakeSageMaker:
             self.instance_of[name] = instance
             self.running[stage].add(name)
             self.peak[stage] = max(self.peak[stage], len(self.running[stage]))
-            self.started[stage].append(job_id)
         response = getattr(self._real, operation)(**request)
-        self.outcomes[name] = outcome
+        # A test that waits for the job to have started may script its outcome from then on: the job exists and its
+        # own outcome is set before it counts as started.
+        with self._lock:
+            self.outcomes[name] = outcome
+            self.started[stage].append(job_id)
         if outcome[0] != "silent":
             self.pending.append((stage, name, request))
         return response
@@ -320,6 +323,7 @@ class World:
         self.invocations: list[tuple[str, dict]] = []
         # What each task's function answered (its result, or the error the runtime reported), in order.
         self.answers: list[tuple[str, Any]] = []
+        self.answers_by_job: dict[str, list[tuple[str, Any]]] = defaultdict(list)
         # Per function, per invocation: an error the Lambda service reports *after* the handler ran (a service
         # error), or None for an invocation that goes through.
         self.errors_after_handler: dict[str, deque[str | None]] = {name: deque() for name in FUNCTIONS}
@@ -365,6 +369,8 @@ class World:
         self.invocations.append((name, payload))
         response = invoke(self.handlers[name], payload)
         self.answers.append((name, response["Payload"]))
+        job_id = payload.get("job_id") if isinstance(payload, dict) else None
+        self.answers_by_job[str(job_id)].append((name, response["Payload"]))
         if "FunctionError" in response:
             return response
         code = self.errors_after_handler[name].popleft() if self.errors_after_handler[name] else None
