@@ -107,5 +107,6 @@ def test_training_on_cuda_with_the_default_sky_exports_its_shell(tmp_path: Path,
     assert (
         manifest["background_mode"] == "sky"
         and shell["first"] + shell["beyond_shell_dropped"] == manifest["num_gaussians"]
+        and 0.0 < shell["seen_share"] < 1.0
     )
     assert manifest["psnr_test"] > manifest["psnr_initial"] + 5.0, manifest

@@ -177,6 +177,9 @@ def test_the_learned_sky_is_baked_into_the_exported_scene(tmp_path: Path) -> Non
     centre = np.array(shell["centre"])
     assert np.linalg.norm(cloud.means[: shell["first"]] - centre, axis=1).max() < 0.9 * shell["radius"]
     assert np.allclose(np.linalg.norm(cloud.means[shell["first"] :] - centre, axis=1), shell["radius"], rtol=1e-4)
+    # AND the shell says what share of its directions the photos saw (a ring of level views: neither the zenith
+    # nor the nadir, nor what the scene hides)
+    assert 0.1 < shell["seen_share"] < 0.6, shell
     views = load_scene(sfm, 0, "cpu").test_views
     scores = [psnr(torch.from_numpy(render_cloud_view(tmp_path / "model" / "scene.ply", view, (0, 0, 0)) / 255.0),
                    view.image) for view in views]  # fmt: skip

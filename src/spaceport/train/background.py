@@ -165,8 +165,8 @@ def inside_shell(means: np.ndarray, centre: np.ndarray, radius: float) -> np.nda
     return np.linalg.norm(means - centre, axis=1) < SHELL_CLEARANCE * radius
 
 
-def bake_sky_shell(sky: SkyModel, centre: np.ndarray, radius: float, sh_rest: int,
-                   count: int = SHELL_GAUSSIANS) -> GaussianCloud:  # fmt: skip
+def bake_sky_shell(sky: SkyModel, centre: np.ndarray, radius: float, sh_rest: int, count: int = SHELL_GAUSSIANS,
+                   sight: np.ndarray | None = None) -> GaussianCloud:  # fmt: skip
     """The sky as opaque, flat Gaussians on a sphere around ``centre``, each coloured by the model at its direction.
 
     Args:
@@ -174,14 +174,21 @@ def bake_sky_shell(sky: SkyModel, centre: np.ndarray, radius: float, sh_rest: in
         centre: where the directions are taken from (the training cameras' mean centre).
         radius: the sphere's radius (:func:`shell_radius`).
         sh_rest: higher-order SH coefficients per channel of the cloud it joins (left zero: one colour each).
-        count: Gaussians on the sphere.
+        count: Gaussians on the sphere, at :func:`fibonacci_directions` ``(count)``.
+        sight: (count,) how many training views saw each direction clear (:func:`spaceport.train.sky_coverage.
+            sky_sight`); where none did, the colour is filled from the seen directions instead of the model's
+            extrapolation. None: every direction as the model has it.
     """
     import torch
+
+    from spaceport.train.sky_coverage import fill_unseen
 
     directions = fibonacci_directions(count)
     with torch.no_grad():
         colours = sky.colours(torch.as_tensor(directions, dtype=torch.float32, device=sky.coefficients.device))
     colours = colours.cpu().numpy().astype(np.float64)
+    if sight is not None:
+        colours = fill_unseen(directions, colours, sight)
     spacing = radius * math.sqrt(4.0 * math.pi / count)
     sigma = SHELL_SIGMA_PER_SPACING * spacing
     log_scales = np.log([sigma, sigma, sigma * SHELL_FLATNESS])

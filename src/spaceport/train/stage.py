@@ -17,6 +17,7 @@ from spaceport.gaussians import GaussianCloud, write_ply
 from spaceport.train.config import TrainConfig, build_config, fitted_to_capture
 
 if TYPE_CHECKING:
+    from spaceport.train.backend import Renderer
     from spaceport.train.data import SceneData
     from spaceport.train.progress import ProgressCallback
     from spaceport.train.trainer import TrainContext, TrainState
@@ -119,7 +120,7 @@ def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,
     progress_logger.info("evaluation psnr_test=%.2f ssim_test=%.4f psnr_initial=%.2f views=%d", scores["psnr_test"],
                          scores["ssim_test"], state.psnr_initial, len(scene.test_views))  # fmt: skip
     with timed(seconds, "export"):
-        cloud, sky_shell = exported_cloud(state, scene, degree)
+        cloud, sky_shell = exported_cloud(state, scene, degree, ctx.renderer)
         write_ply(cloud, paths.model_dir / SCENE_FILE)
     figures = _figures(config, scene, state, degree, seconds) | scores | {"sky_shell": sky_shell}
     figures["memory_model_bytes"] = memory.total_bytes
@@ -132,14 +133,23 @@ def train_stage(paths: TrainPaths, overrides: dict[str, str] | None = None,
     return write_manifest(paths.model_dir, STAGE, figures)
 
 
-def exported_cloud(state: TrainState, scene: SceneData, degree: int) -> tuple[GaussianCloud, dict[str, Any] | None]:
+def exported_cloud(state: TrainState, scene: SceneData, degree: int,
+                   renderer: Renderer) -> tuple[GaussianCloud, dict[str, Any] | None]:  # fmt: skip
     """The Gaussians as the PLY carries them, with the learned sky baked behind them as a far shell (what the
-    shell is, for the manifest; None without a sky model)."""
+    shell is, for the manifest; None without a sky model). ``renderer`` renders the training views to find which
+    directions of the sky they saw."""
     import numpy as np
 
     from spaceport.gaussians import concatenate
-    from spaceport.train.background import bake_sky_shell, inside_shell, shell_radius
+    from spaceport.train.background import (
+        SHELL_GAUSSIANS,
+        bake_sky_shell,
+        fibonacci_directions,
+        inside_shell,
+        shell_radius,
+    )
     from spaceport.train.model import to_cloud
+    from spaceport.train.sky_coverage import SEEN_VIEWS, sky_sight
 
     cloud = to_cloud(state.params, degree)
     if state.sky is None:
@@ -148,10 +158,12 @@ def exported_cloud(state: TrainState, scene: SceneData, degree: int) -> tuple[Ga
     radius = shell_radius(cloud.means, centre, scene.extent)
     inside = inside_shell(cloud.means, centre, radius)
     kept = cloud.subset(np.flatnonzero(inside))
-    shell = bake_sky_shell(state.sky, centre, radius, cloud.shN.shape[1])
+    sight = sky_sight(state.params, scene.train_views, renderer, fibonacci_directions(SHELL_GAUSSIANS))
+    shell = bake_sky_shell(state.sky, centre, radius, cloud.shN.shape[1], sight=sight)
     description = {"gaussians": len(shell), "first": len(kept), "centre": [round(float(v), 6) for v in centre],
                    "radius": round(radius, 6), "sh_degree": state.sky.degree,
-                   "beyond_shell_dropped": int((~inside).sum())}  # fmt: skip
+                   "beyond_shell_dropped": int((~inside).sum()),
+                   "seen_share": round(float(np.mean(sight >= SEEN_VIEWS)), 4)}  # fmt: skip
     return concatenate([kept, shell]), description
 
 
