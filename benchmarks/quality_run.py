@@ -98,10 +98,12 @@ def train_and_score(sfm_dir: Path, overrides: dict[str, str], ply: Path | None,
     degree = active_sh_degree(config, state.iteration)
     gains = held_out_gains(state, scene.train_sources, scene.full_size_test)
     figures = final_scores(state.params, degree, evaluation_background(state, ctx), scene, sfm_dir, scene_root, gains)
+    sky_shell = None
     if ply is not None:
-        write_ply(exported_cloud(state, scene, degree, ctx.renderer)[0], ply)
+        cloud, sky_shell = exported_cloud(state, scene, degree, ctx.renderer)
+        write_ply(cloud, ply)
     return {"curve": curve, "train_seconds": round(elapsed, 1), "strategy": config.strategy,
-            "background_mode": config.background_mode, "overrides": overrides, **figures,
+            "background_mode": config.background_mode, "overrides": overrides, "sky_shell": sky_shell, **figures,
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # fmt: skip
 
 

@@ -176,8 +176,9 @@ def bake_sky_shell(sky: SkyModel, centre: np.ndarray, radius: float, sh_rest: in
         sh_rest: higher-order SH coefficients per channel of the cloud it joins (left zero: one colour each).
         count: Gaussians on the sphere, at :func:`fibonacci_directions` ``(count)``.
         sight: (count,) how many training views saw each direction clear (:func:`spaceport.train.sky_coverage.
-            sky_sight`); where none did, the colour is filled from the seen directions instead of the model's
-            extrapolation. None: every direction as the model has it.
+            sky_sight`); where fewer than ``SEEN_VIEWS`` did, the colour blends towards one filled from the seen
+            directions, and where none did it is all fill, instead of the model's extrapolation. None: every
+            direction as the model has it.
     """
     import torch
 
@@ -188,6 +189,8 @@ def bake_sky_shell(sky: SkyModel, centre: np.ndarray, radius: float, sh_rest: in
         colours = sky.colours(torch.as_tensor(directions, dtype=torch.float32, device=sky.coefficients.device))
     colours = colours.cpu().numpy().astype(np.float64)
     if sight is not None:
+        if len(sight) != count:
+            raise ValueError(f"sight holds {len(sight)} directions, the shell {count}")
         colours = fill_unseen(directions, colours, sight)
     spacing = radius * math.sqrt(4.0 * math.pi / count)
     sigma = SHELL_SIGMA_PER_SPACING * spacing
