@@ -8,13 +8,14 @@ from __future__ import annotations
 
 LOOKED_AT: dict[str, tuple[str, str]] = {
     "quality_opening_skyline.png": (
-        "e89e67e38d41e781",
-        "Before: a pale blue dome of haze covers the top half and the left and bottom edges; the objects (checkered "
-        "boxes, striped box, blue sphere) show through it faintly in a clear patch in the middle, the far ones "
-        "lost. After: every object stands clear on the green ground (checkered boxes, striped box, both spheres, "
-        "the yellow block), the sky light behind; but the ground beyond the photos' reach is drawn in long "
-        "needle-like streaks of green and white around the edge of the frame, and a soft green haze sits at the "
-        "bottom: the low ring saw that ground only at grazing angles. That is the 0.52 outside the box.",
+        "d8ed64323c58b089",
+        "Before: a pale blue haze covers the top half and the bottom third; the near objects (checkered box, "
+        "striped box, blue sphere) show through it, the far ones (the checkered box behind, the small sphere) "
+        "only as faint ghosts, and green streaks cross the frame's left and right. After: every object stands "
+        "clear on the green ground (both checkered boxes, the striped box, both spheres, the yellow block), the "
+        "sky pale behind; but the ground beyond the photos' reach is drawn in long needle-like streaks of green "
+        "and white around the edge of the frame, with a pale green haze at the bottom and the sides: the low "
+        "ring saw that ground only at grazing angles. That is the 0.33 outside the box.",
     ),
     "quality_opening_drone.png": (
         "2787726bd5d0aad7",
@@ -31,30 +32,32 @@ LOOKED_AT: dict[str, tuple[str, str]] = {
         "surroundings as the photos saw them past the backdrop). The ring's outer edge is ragged.",
     ),
     "quality_opening_sceaux.png": (
-        "38382a23ed89aa03",
+        "e29e39ad2b42ed64",
         "The castle from above its photos' arc. Before: the facade and roofs sharp in the middle, a white flare of "
         "streaks over the left third, dark smeared ground with thin bright needles below, blue-grey blotches "
-        "where the sky should be. After: the same facade, the sky behind it pale blue above and the learned "
-        "sky's yellow-green at the sides (directions no photo saw, where its spherical harmonics extrapolate); "
-        "the white flare at the left is smaller but still there, and white needles still cross the ground at the "
-        "bottom and right. Not clear of haze: better, not clean.",
+        "where the sky should be. After: the same facade, the sky behind it pale blue above, pale green at the "
+        "left and a lawn green at the right (the shell's unseen directions filled from the seen ones: the run "
+        "before the fill showed olive and yellow-green there); the white flare at the left is smaller but still "
+        "there, and white and dark needles still cross the ground at the bottom and right. Not clear of haze: "
+        "better, not clean.",
     ),
     "quality_sceaux_preview.png": (
-        "a86484cae27faa58",
+        "a8023a1db935615d",
         "The held-out photo (middle) has a tree covering its left quarter and a person on the gravel; no training "
         "photo sees that tree, so neither render (before left, after right) has it, which is most of the 8.5 dB "
         "worst view. Both renders place the facade where the photo has it, windows and roofs readable; before "
-        "shows a white blotch at the left edge and a smeared blue-grey ground, after a cleaner ground with a few "
-        "dark streaks and a blurred bush at the left.",
+        "shows a white blotch at the left edge and a smeared blue-grey ground, after a smaller pale smear at the "
+        "left, a blurred bush at the left edge and a blue-grey smear along the bottom of the gravel.",
     ),
     "quality_opening_facade.png": (
-        "e3c30fd386e8c366",
+        "b7304b708fdc7ff8",
         "The one-sided wall from above and to the side. Before: the wall, its windows, the bench and the bins on "
-        "the grass strip, under a grey haze over the left half and a black void on the right. After: the same "
-        "wall, a little cleaner at its left end, in front of a sky shell in garish colours (pink, magenta, "
-        "yellow-green): the walk's photos saw almost no sky, so the learned sky's spherical harmonics are "
-        "unconstrained in nearly every direction and the shell shows their extrapolation. A defect, not a sky: "
-        "see the note on the shell's unseen directions.",
+        "the grass strip, under a grey haze over the left half and a black void on the right, a thin dark streak "
+        "at the far left. After: the same wall, a little cleaner at its left end, with short reddish streaks at "
+        "both ends, in front of an even, calm beige-grey, faintly mauve at the top left: the walk's photos saw "
+        "almost no sky (1.9 % of the shell's directions), and the shell's unseen directions are now filled from "
+        "the few seen ones (the run before the fill showed the sky model's extrapolation there, pink, magenta "
+        "and yellow-green).",
     ),
     "quality_opening_lund.png": (
         "c2e40917fc04e569",
