@@ -237,3 +237,10 @@ class FolderPeak:
 def fingerprint(path: Path) -> str:
     """The first 16 hex digits of a file's SHA-256: which bytes a description of a screenshot was written for."""
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def described(looked_at: dict[str, tuple[str, str]], plot: str, kept: str | None) -> str | None:
+    """What a person saw in ``plot`` (``looked_at``: plot -> (fingerprint, description)), while the bytes kept
+    (fingerprint ``kept``) are the ones it was written for; None for a screenshot not looked at yet."""
+    written_for, text = looked_at.get(plot, ("", ""))
+    return text if kept is not None and written_for == kept else None

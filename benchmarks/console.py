@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import SuiteResult, Target, Workspace, fingerprint, run_quiet
+from benchmarks.common import SuiteResult, Target, Workspace, described, fingerprint, run_quiet
 from benchmarks.report import rewrite_section
 
 NAME, TITLE = "console", "The job console in the browser: a dropped folder to an opened scene"
@@ -105,7 +105,7 @@ def keep(shot: Path, plot: Path) -> str:
 def report(figures: dict[str, Any]) -> SuiteResult:
     kept: dict[str, str] = figures.get("screenshots", {})
     plots = [SHOTS[name] for name in SHOTS if name in kept]
-    seen = {plot: LOOKED_AT[plot][1] for plot in plots if LOOKED_AT.get(plot, ("", ""))[0] == kept[_shot(plot)]}
+    seen = {plot: text for plot in plots if (text := described(LOOKED_AT, plot, kept[_shot(plot)]))}
     took = f"passed in {figures['test_seconds']:.0f} s" if figures["test_passed"] else "failed (see logs/console.log)"
     targets = [
         Target("In headless Chromium, the console creates a job from a dropped folder, shows its stage and live step, "

@@ -26,7 +26,17 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import SuiteResult, Table, Target, Workspace, fingerprint, fmt, fmt_bytes, folder_bytes
+from benchmarks.common import (
+    SuiteResult,
+    Table,
+    Target,
+    Workspace,
+    described,
+    fingerprint,
+    fmt,
+    fmt_bytes,
+    folder_bytes,
+)
 from benchmarks.globe_browser import EnuCamera, cesium_version, save_image, view_globe
 from benchmarks.report import rewrite_section
 
@@ -387,7 +397,7 @@ def report(figures: dict[str, Any]) -> SuiteResult:
     looked at (``LOOKED_AT``)."""
     marked, drone, levels = figures["marked"], figures["drone"], figures["levels"]
     kept: dict[str, str] = figures.get("screenshots", {})
-    seen = {plot: LOOKED_AT[plot][1] for plot in kept if LOOKED_AT.get(plot, ("", ""))[0] == kept[plot]}
+    seen = {plot: text for plot in kept if (text := described(LOOKED_AT, plot, kept[plot]))}
     listed = [*targets(marked, drone, levels),
               Target("The screenshots are looked at", f"{len(seen)} of {len(PLOTS)} described below, as kept in "
                      "plots/", len(seen) == len(PLOTS))]  # fmt: skip

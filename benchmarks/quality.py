@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, SuiteResult, Workspace, fingerprint
+from benchmarks.common import ROOT, SuiteResult, Workspace, described, fingerprint
 from benchmarks.plot import LinePlot, save
 from benchmarks.quality_looked import LOOKED_AT
 from benchmarks.quality_report import BEFORE_REF, DROP_FROM_STEP, RESET_GRACE_STEPS, tables, targets
@@ -373,8 +373,7 @@ def report(figures: dict[str, Any], plots_dir: Path = HERE / "plots") -> SuiteRe
     for plot in plots[1:]:
         path = plots_dir / plot
         shot = recorded.get(plot) or (fingerprint(path) if path.is_file() else None)
-        described = LOOKED_AT.get(plot)
-        seen = described[1] if described and described[0] == shot else None
+        seen = described(LOOKED_AT, plot, shot)
         line = f"- `{plot}`: {seen or 'not looked at yet (a new run: describe it in quality_looked.py)'}"
         if plot in withheld:
             line += (

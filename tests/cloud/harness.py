@@ -44,7 +44,7 @@ import functools
 import json
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -321,9 +321,9 @@ class World:
         self.handlers = {name: load_handler(name) for name in FUNCTIONS}
         self.sleeps: list[float] = []
         self.invocations: list[tuple[str, dict]] = []
-        # What each task's function answered (its result, or the error the runtime reported), in order.
-        self.answers: list[tuple[str, Any]] = []
-        self.answers_by_job: dict[str, list[tuple[str, Any]]] = defaultdict(list)
+        # What each task's function answered (its result, or the error the runtime reported), in order, with the job
+        # it was asked about.
+        self.answered: list[tuple[str, str | None, Any]] = []
         # Per function, per invocation: an error the Lambda service reports *after* the handler ran (a service
         # error), or None for an invocation that goes through.
         self.errors_after_handler: dict[str, deque[str | None]] = {name: deque() for name in FUNCTIONS}
@@ -357,6 +357,15 @@ class World:
         self.sfn = sfn
         self.table = boto3.resource("dynamodb", region_name=REGION).Table(TABLE)
 
+    @property
+    def answers(self) -> list[tuple[str, Any]]:
+        """(function, answer) for every task, in order."""
+        return [(name, answer) for name, _, answer in self.answered]
+
+    def answers_of(self, job_id: str) -> list[tuple[str, Any]]:
+        """(function, answer) for the tasks about ``job_id``, in order."""
+        return [(name, answer) for name, asked, answer in self.answered if asked == job_id]
+
     def push_images(self, stages: tuple[str, ...] = ("sfm", "train", "compress"), tag: str = "0.1.0") -> None:
         manifest = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json"})
         for stage in stages:
@@ -368,9 +377,7 @@ class World:
         payload = json.loads(parameters["Payload"])
         self.invocations.append((name, payload))
         response = invoke(self.handlers[name], payload)
-        self.answers.append((name, response["Payload"]))
-        job_id = payload.get("job_id") if isinstance(payload, dict) else None
-        self.answers_by_job[str(job_id)].append((name, response["Payload"]))
+        self.answered.append((name, payload.get("job_id") if isinstance(payload, dict) else None, response["Payload"]))
         if "FunctionError" in response:
             return response
         code = self.errors_after_handler[name].popleft() if self.errors_after_handler[name] else None

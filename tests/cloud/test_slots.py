@@ -786,7 +786,7 @@ def test_a_conflicting_dequeue_on_the_failure_path_is_retried_and_the_freed_slot
     assert world.run(failing)["status"] == "FAILED"
     assert "no features found" in world.job("job-failing")["failure_reason"]
     assert world.dynamo_faults.injected == [("DeleteItem", "conflict")]
-    errors = [answer.get("errorType") for name, answer in world.answers_by_job["job-failing"] if name == "release_slot"]
+    errors = [answer.get("errorType") for name, answer in world.answers_of("job-failing") if name == "release_slot"]
     assert errors == ["SlotTableBusyError", None]
     # AND the slot its first try freed went to the job behind it (without the sweeper), which runs to its end
     assert world.run(behind, timeout_s=30)["status"] == "SUCCEEDED"

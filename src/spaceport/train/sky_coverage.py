@@ -84,6 +84,12 @@ def sky_sight(params: dict[str, torch.Tensor], views: Sequence[CameraView], rend
     return (stride * seen / per_direction).cpu().numpy()
 
 
+def seen_share(sight: np.ndarray) -> float:
+    """The share of directions the photos saw (``sight`` at least ``SEEN_VIEWS``): those that keep the model's
+    colour whole."""
+    return float(np.mean(sight >= SEEN_VIEWS))
+
+
 def fill_unseen(directions: np.ndarray, colours: np.ndarray, sight: np.ndarray) -> np.ndarray:
     """``colours`` (count, 3) where ``sight`` says the photos saw them; elsewhere filled from the seen ones.
 

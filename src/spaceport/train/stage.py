@@ -149,7 +149,7 @@ def exported_cloud(state: TrainState, scene: SceneData, degree: int,
         shell_radius,
     )
     from spaceport.train.model import to_cloud
-    from spaceport.train.sky_coverage import SEEN_VIEWS, sky_sight
+    from spaceport.train.sky_coverage import seen_share, sky_sight
 
     cloud = to_cloud(state.params, degree)
     if state.sky is None:
@@ -163,7 +163,7 @@ def exported_cloud(state: TrainState, scene: SceneData, degree: int,
     description = {"gaussians": len(shell), "first": len(kept), "centre": [round(float(v), 6) for v in centre],
                    "radius": round(radius, 6), "sh_degree": state.sky.degree,
                    "beyond_shell_dropped": int((~inside).sum()),
-                   "seen_share": round(float(np.mean(sight >= SEEN_VIEWS)), 4)}  # fmt: skip
+                   "seen_share": round(seen_share(sight), 4)}  # fmt: skip
     return concatenate([kept, shell]), description
 
 
